@@ -1,0 +1,201 @@
+/*
+ * nabla internals: the tensor node, the per-thread state, the op table and
+ * the helpers every op family uses.  Not installed; tests may include it.
+ */
+#ifndef NABLA_INTERNAL_H
+#define NABLA_INTERNAL_H
+
+#include "nabla.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NB__MAX_IN 3      /* the most inputs an op has (unary_grad: g, x, y) */
+#define NB__NAME_LEN 24   /* "broadcast_to:4294967295" + NUL                  */
+
+/* ---- the op table (generated from ops.def) ---------------------------- */
+typedef enum nb__op {
+#define NB_LEAF(ID, name) NB__OP_##ID,
+#define NB_OP(ID, name, arity) NB__OP_##ID,
+#include "ops.def"
+#undef NB_LEAF
+#undef NB_OP
+    NB__OP_COUNT
+} nb__op;
+
+/* Reverse-mode rule.  g has out's shape.  For every input i with need[i],
+   store in gin[i] the gradient of the input, of the input's shape or of a
+   shape that broadcasts to it (the engine sums it back); leave the others
+   NULL.  Results may be pooled (the engine runs each rule inside a scope and
+   retains what it keeps) or be g itself.  With create_graph the rule must use
+   differentiable ops only; without it, it may use fused kernels.  0 or -1. */
+typedef int (*nb__vjp_fn)(nb_tensor *out, nb_tensor *g, bool create_graph,
+                          const bool *need, nb_tensor **gin);
+/* Forward-mode rule: the tangent of out from its inputs' tangents (tin[i]
+   NULL means zero), built from ops on the inputs (never on `out`, which would
+   make out -> tangent -> out a cycle).  Returns a pooled tensor or NULL. */
+typedef nb_tensor *(*nb__jvp_fn)(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin);
+
+typedef struct nb__opdef {
+    const char *name;
+    int arity;
+    nb__vjp_fn vjp;
+    nb__jvp_fn jvp;
+} nb__opdef;
+
+#define NB_LEAF(ID, name)
+#define NB_OP(ID, name, arity)                                                        \
+    int nb__vjp_##name(nb_tensor *out, nb_tensor *g, bool create_graph, const bool *need, \
+                       nb_tensor **gin);                                              \
+    nb_tensor *nb__jvp_##name(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin);
+#include "ops.def"
+#undef NB_LEAF
+#undef NB_OP
+
+extern const nb__opdef nb__ops[NB__OP_COUNT];
+
+/* ---- the tensor node --------------------------------------------------- */
+enum {
+    NB__REQ = 1u << 0,     /* requires_grad                                  */
+    NB__TARGET = 1u << 1,  /* during a sweep: an input of nb_autograd         */
+    NB__REACH = 1u << 2,   /* during a sweep: a target lies upstream          */
+};
+enum { NB__NAME_COUNTED, NB__NAME_GRAD, NB__NAME_CUSTOM };
+
+/* Externally owned data (the parameter store's slab): refcounted so that a
+   tensor kept past its store stays valid. */
+typedef struct nb__storage {
+    int64_t refcount;
+    void (*destroy)(struct nb__storage *);
+} nb__storage;
+
+struct nb_tensor {                       /* 192 bytes, data follows inline */
+    double *data;                        /* inline after the header, or external */
+    nb_tensor *in[NB__MAX_IN];           /* parents (references held)     */
+    nb_tensor *grad;                     /* leaves: accumulated gradient  */
+    nb_tensor *tangent;                  /* forward mode                  */
+    nb_tensor *gacc;                     /* during a sweep: gradient so far */
+    nb__storage *storage;                /* non-NULL: data is external    */
+    int64_t numel;
+    int64_t shape[NB_MAX_DIMS];
+    union {                              /* the op's parameters            */
+        double f;                        /* pow exponent, scale factor    */
+        struct { int32_t axis; int32_t keep; } ax;   /* reductions, softmax */
+        int32_t sub;                     /* unary_grad: which unary op    */
+    } p;
+    int32_t refcount;
+    uint32_t visit;                      /* walk epoch mark               */
+    uint32_t name_k;                     /* the NameManager counter       */
+    uint16_t op;                         /* nb__op                        */
+    uint16_t name_op;                    /* op whose name it carries      */
+    uint8_t ndim, nin, flags, name_kind;
+    uint8_t size_class;                  /* allocator class, 255: external */
+    uint8_t pad_[7];
+    char name[NB__NAME_LEN];             /* formatted lazily              */
+};
+
+#define NB__HDR ((sizeof(struct nb_tensor) + 63) & ~(size_t)63)
+
+/* ---- per-thread state ---------------------------------------------------- */
+#define NB__NCLASS 232
+typedef struct nb__tls {
+    bool initialised;
+    bool grad_disabled;        /* nb_set_grad_enabled(false)                 */
+    bool fwd_suspended;        /* inside a JVP rule: no nested tangents       */
+    bool has_error;
+    bool anomaly;              /* detect the first NaN/inf producer           */
+    char error[512];
+    uint32_t counts[NB__OP_COUNT];
+    /* the scope stack (autorelease pool) */
+    nb_tensor **pool;
+    size_t pool_len, pool_cap;
+    /* the block cache */
+    void *free_list[NB__NCLASS];
+    nb_mem_stats stats;
+    /* scratch for graph walks */
+    nb_tensor **order;
+    size_t order_cap;
+    nb_tensor **stack;
+    int *stack_i;
+    size_t stack_cap;
+    nb_tensor **kill;          /* iterative release */
+    size_t kill_len, kill_cap;
+    int releasing;
+    /* failure injection (tests): fail the Nth allocation from now; 0 = off */
+    int64_t fail_countdown;
+} nb__tls;
+
+nb__tls *nb__t(void);          /* this thread's state                       */
+extern _Thread_local nb__tls nb__tls_state;
+static inline nb__tls *nb__T(void) { return &nb__tls_state; }
+
+/* ---- errors -------------------------------------------------------------- */
+/* Sets the thread's message (printf-like); returns NULL for `return nb__err(...)`. */
+void *nb__err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* numpy's way of writing a shape: "(3, 1)", "(4,)", "()". Returns buf. */
+const char *nb__shape_str(int ndim, const int64_t *shape, char *buf, size_t size);
+#define NB__SHAPE_BUF 192
+
+/* ---- memory ------------------------------------------------------------- */
+void *nb__malloc(size_t n);            /* honours failure injection; sets error */
+void *nb__realloc(void *p, size_t n);
+void nb__free(void *p);
+/* A new tensor node of the given shape, data uninitialised, refcount 1, not
+   pooled, op IN but not yet named.  NULL + error (prefixed with `who`) on a
+   bad shape, an overflowing size or no memory. */
+nb_tensor *nb__alloc(const char *who, int ndim, const int64_t *shape);
+/* A node whose data is external: storage gets a reference. */
+nb_tensor *nb__alloc_external(const char *who, int ndim, const int64_t *shape,
+                              double *data, nb__storage *storage);
+void nb__name(nb_tensor *t, nb__op op);       /* assigns "<op>:<k>"           */
+nb_tensor *nb__pool(nb_tensor *t);            /* hands t's reference to the scope; NULL-safe */
+int nb__grow(void **arr, size_t *cap, size_t need, size_t elem);  /* 0 / -1 */
+bool nb__shape_ok(const char *who, int ndim, const int64_t *shape, int64_t *numel);
+
+/* ---- building ops ------------------------------------------------------- */
+/* The common path of every op: allocate the output of `shape`, name it, and
+   if grad is enabled and an input requires grad, record the inputs. */
+nb_tensor *nb__node(nb__op op, int ndim, const int64_t *shape, int nin, nb_tensor *const *in);
+/* After the forward kernel: forward-mode tangent, anomaly check, pooling.
+   Releases out and returns NULL if a step fails. */
+nb_tensor *nb__finish(nb_tensor *out, int nin, nb_tensor *const *in);
+/* true when any argument is NULL; sets "<who>: NULL argument" if no error is set */
+bool nb__null_args(const char *who, int n, nb_tensor *const *in);
+static inline bool nb__recording(void) { return !nb__T()->grad_disabled; }
+bool nb__same_shape(const nb_tensor *a, const nb_tensor *b);
+/* numpy broadcasting of two shapes; false if they cannot be. */
+bool nb__broadcast_shape(int na, const int64_t *sa, int nb, const int64_t *sb,
+                         int *nout, int64_t *out);
+/* Normalises axis into [0, ndim); false + error naming `who` otherwise. */
+bool nb__axis(const char *who, const nb_tensor *a, int axis, int *out);
+
+/* Constants (no graph, requires_grad false, named "const:<k>"), pooled. */
+nb_tensor *nb__const(int ndim, const int64_t *shape, double value);
+nb_tensor *nb__const_like(const nb_tensor *t, double value);
+/* Zero tensor of `shape` used where a tangent is missing. */
+nb_tensor *nb__tangent_or_zeros(nb_tensor *tangent, const nb_tensor *like);
+
+/* Unary op by id (used by rules that need f' as an expression). */
+nb_tensor *nb__unary(nb__op op, nb_tensor *a, double param);
+nb_tensor *nb__unary_grad(nb__op sub, double param, nb_tensor *g, nb_tensor *x, nb_tensor *y);
+/* Element-wise in-place accumulate: dst += src (same shape). */
+void nb__add_inplace(nb_tensor *dst, const nb_tensor *src);
+
+/* GEMM: C (m,n) = alpha * op(A) op(B) + beta * C, row-major; OpenBLAS when built with it. */
+void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
+              const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
+              double *C, int64_t ldc);
+
+/* ---- threads -------------------------------------------------------------- */
+int nb__num_threads(void);
+/* Runs fn(lo, hi, ctx) over [0, n) split into chunks, on up to nb__num_threads()
+   threads when n >= min_per_thread * 2; otherwise inline. */
+void nb__parallel_for(int64_t n, int64_t min_per_thread,
+                      void (*fn)(int64_t lo, int64_t hi, void *ctx), void *ctx);
+
+/* ---- anomaly detection ------------------------------------------------------ */
+bool nb__check_finite(const nb_tensor *t, const char *phase);
+
+#endif /* NABLA_INTERNAL_H */
