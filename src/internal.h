@@ -83,7 +83,6 @@ struct nb_tensor {                       /* 192 bytes, data follows inline */
     union {                              /* the op's parameters            */
         double f;                        /* pow exponent, scale factor    */
         struct { int32_t axis; int32_t keep; } ax;   /* reductions, softmax */
-        int32_t sub;                     /* unary_grad: which unary op    */
     } p;
     int32_t refcount;
     uint32_t visit;                      /* walk epoch mark               */
@@ -91,12 +90,13 @@ struct nb_tensor {                       /* 192 bytes, data follows inline */
     uint16_t op;                         /* nb__op                        */
     uint16_t name_op;                    /* op whose name it carries      */
     uint8_t ndim, nin, flags, name_kind;
-    uint8_t size_class;                  /* allocator class, 255: external */
-    uint8_t pad_[7];
+    uint8_t size_class;                  /* allocator class of the block  */
+    uint8_t psub;                        /* unary_grad: which unary op    */
     char name[NB__NAME_LEN];             /* formatted lazily              */
 };
 
 #define NB__HDR ((sizeof(struct nb_tensor) + 63) & ~(size_t)63)
+_Static_assert(sizeof(struct nb_tensor) <= 192, "a node's bookkeeping stays within 192 bytes");
 
 /* ---- per-thread state ---------------------------------------------------- */
 #define NB__NCLASS 232
@@ -127,7 +127,6 @@ typedef struct nb__tls {
     int64_t fail_countdown;
 } nb__tls;
 
-nb__tls *nb__t(void);          /* this thread's state                       */
 extern _Thread_local nb__tls nb__tls_state;
 static inline nb__tls *nb__T(void) { return &nb__tls_state; }
 
@@ -182,6 +181,18 @@ nb_tensor *nb__unary(nb__op op, nb_tensor *a, double param);
 nb_tensor *nb__unary_grad(nb__op sub, double param, nb_tensor *g, nb_tensor *x, nb_tensor *y);
 /* Element-wise in-place accumulate: dst += src (same shape). */
 void nb__add_inplace(nb_tensor *dst, const nb_tensor *src);
+/* Un-recorded constant mask of out-broadcast shape: 1 where a > b, 0.5 where
+   a == b, 0 elsewhere (the max gate's routing of the gradient). */
+nb_tensor *nb__mask_gt(nb_tensor *a, nb_tensor *b);
+/* Same shape as `like`: t itself, or t broadcast to it (NULL-safe). */
+nb_tensor *nb__bto(nb_tensor *t, const nb_tensor *like);
+/* A rule's ending: -1 when an input that needs a gradient got NULL (an op
+   inside the rule failed and set the error). */
+static inline int nb__rule_ok(int n, const bool *need, nb_tensor *const *gin) {
+    for (int i = 0; i < n; i++)
+        if (need[i] && !gin[i]) return -1;
+    return 0;
+}
 
 /* GEMM: C (m,n) = alpha * op(A) op(B) + beta * C, row-major; OpenBLAS when built with it. */
 void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,

@@ -1,0 +1,568 @@
+/*
+ * The engine: recording (nb__node / nb__finish), the topological order, the
+ * backward sweep, nb_autograd for higher order, and forward mode.
+ *
+ *   record:  every op calls nb__node(), which links the inputs when grad is
+ *            enabled and one of them requires grad, then nb__finish(), which
+ *            propagates tangents (forward mode) and pools the result.
+ *   order:   walk() is an iterative depth-first search from the outputs; its
+ *            post-order puts every node after all of its parents.
+ *   sweep:   in reverse of that order each node's gradient is complete when
+ *            its turn comes; its VJP rule gives the inputs' gradients, which
+ *            the engine sums back over broadcast axes and adds into the
+ *            inputs' accumulators.  Nothing recurses on graph depth.
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- the op table, generated from ops.def ---------------------------------- */
+const nb__opdef nb__ops[NB__OP_COUNT] = {
+#define NB_LEAF(ID, nm) [NB__OP_##ID] = {#nm, 0, NULL, NULL},
+#define NB_OP(ID, nm, ar) [NB__OP_##ID] = {#nm, ar, nb__vjp_##nm, nb__jvp_##nm},
+#include "ops.def"
+#undef NB_LEAF
+#undef NB_OP
+};
+
+/* ---- recording ------------------------------------------------------------- */
+bool nb_set_grad_enabled(bool on) {
+    nb__tls *T = nb__T();
+    bool prev = !T->grad_disabled;
+    T->grad_disabled = !on;
+    return prev;
+}
+
+bool nb_is_grad_enabled(void) { return !nb__T()->grad_disabled; }
+
+nb_tensor *nb__node(nb__op op, int ndim, const int64_t *shape, int nin, nb_tensor *const *in) {
+    nb_tensor *t = nb__alloc(nb__ops[op].name, ndim, shape);
+    if (!t) return NULL;
+    t->op = (uint16_t)op;
+    nb__name(t, op);
+    if (!nb__T()->grad_disabled) {
+        bool req = false;
+        for (int i = 0; i < nin; i++) req |= (in[i]->flags & NB__REQ) != 0;
+        if (req) {
+            for (int i = 0; i < nin; i++) t->in[i] = nb_retain(in[i]);
+            t->nin = (uint8_t)nin;
+            t->flags |= NB__REQ;
+        }
+    }
+    return t;
+}
+
+nb_tensor *nb__finish(nb_tensor *out, int nin, nb_tensor *const *in) {
+    nb__tls *T = nb__T();
+    if (!T->fwd_suspended) {
+        nb_tensor *tin[NB__MAX_IN] = {0};
+        bool any = false;
+        for (int i = 0; i < nin; i++) {
+            tin[i] = in[i]->tangent;
+            any |= tin[i] != NULL;
+        }
+        if (any) {
+            /* a JVP rule's own ops carry no tangents: no forward-over-forward */
+            T->fwd_suspended = true;
+            nb_tensor *tan = nb__ops[out->op].jvp(out, in, tin);
+            T->fwd_suspended = false;
+            if (tan && !nb__same_shape(tan, out)) {
+                char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
+                tan = nb__err("%s: internal error: tangent of shape %s for an output of shape %s",
+                              nb__ops[out->op].name, nb__shape_str(tan->ndim, tan->shape, s1, sizeof s1),
+                              nb__shape_str(out->ndim, out->shape, s2, sizeof s2));
+            }
+            if (!tan) {
+                nb_release(out);
+                return NULL;
+            }
+            out->tangent = nb_retain(tan);
+        }
+    }
+    if (T->anomaly && !nb__check_finite(out, "forward")) {
+        nb_release(out);
+        return NULL;
+    }
+    return nb__pool(out);
+}
+
+nb_tensor *nb_detach(nb_tensor *a) {
+    if (nb__null_args("detach", 1, &a)) return NULL;
+    nb_tensor *t = nb__alloc("detach", a->ndim, a->shape);
+    if (!t) return NULL;
+    t->op = NB__OP_DETACH;
+    nb__name(t, NB__OP_DETACH);
+    if (t->numel) memcpy(t->data, a->data, (size_t)a->numel * sizeof(double));
+    return nb__pool(t);
+}
+
+/* ---- forward mode ------------------------------------------------------------ */
+nb_tensor *nb_dual(nb_tensor *primal, nb_tensor *tangent) {
+    nb_tensor *args[2] = {primal, tangent};
+    if (nb__null_args("dual", 2, args)) return NULL;
+    if (!nb__same_shape(primal, tangent)) {
+        char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
+        return nb__err("dual: tangent shape %s does not match primal shape %s",
+                       nb__shape_str(tangent->ndim, tangent->shape, s1, sizeof s1),
+                       nb__shape_str(primal->ndim, primal->shape, s2, sizeof s2));
+    }
+    nb_tensor *t = nb__node(NB__OP_DUAL, primal->ndim, primal->shape, 1, &primal);
+    if (!t) return NULL;
+    if (t->numel) memcpy(t->data, primal->data, (size_t)t->numel * sizeof(double));
+    t->tangent = nb_retain(tangent);
+    return nb__pool(t);
+}
+
+int nb__vjp_dual(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
+    gin[0] = g;
+    return 0;
+}
+nb_tensor *nb__jvp_dual(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    return tin[0];
+}
+
+nb_tensor *nb__tangent_or_zeros(nb_tensor *tangent, const nb_tensor *like) {
+    return tangent ? tangent : nb__const_like(like, 0.0);
+}
+
+/* ---- the topological order ---------------------------------------------------
+ * Iterative post-order DFS over the parents that require grad.  Marks come
+ * from a global epoch so that walks never need clearing.  REACH is set on a
+ * node when a TARGET lies upstream of it (or it is one). */
+static _Atomic uint32_t walk_epoch;
+
+/* A node starts out reaching a target if it is one (nb_autograd's inputs, or
+   with `leaves` every leaf: nb_backward's targets). */
+static void mark_reach(nb_tensor *x, bool leaves) {
+    bool target = (x->flags & NB__TARGET) || (leaves && x->nin == 0);
+    x->flags = (uint8_t)((x->flags & ~NB__REACH) | (target ? NB__REACH : 0));
+}
+
+static int walk(int nroots, nb_tensor *const *roots, bool leaves, size_t *n_order) {
+    nb__tls *T = nb__T();
+    uint32_t epoch = atomic_fetch_add(&walk_epoch, 1) + 1;
+    if (epoch == 0) epoch = atomic_fetch_add(&walk_epoch, 1) + 1;
+    size_t n = 0, sp = 0;
+    for (int r = 0; r < nroots; r++) {
+        nb_tensor *root = roots[r];
+        if (root->visit == epoch) continue;
+        if (sp + 1 > T->stack_cap) {
+            size_t cap = T->stack_cap;
+            if (nb__grow((void **)&T->stack, &cap, sp + 1, sizeof *T->stack) ||
+                nb__grow((void **)&T->stack_i, &T->stack_cap, sp + 1, sizeof *T->stack_i))
+                return -1;
+        }
+        root->visit = epoch;
+        mark_reach(root, leaves);
+        T->stack[sp] = root;
+        T->stack_i[sp++] = 0;
+        while (sp) {
+            nb_tensor *x = T->stack[sp - 1];
+            int i = T->stack_i[sp - 1];
+            if (i < x->nin) {
+                T->stack_i[sp - 1] = i + 1;
+                nb_tensor *p = x->in[i];
+                if (!(p->flags & NB__REQ) || p->visit == epoch) continue;
+                if (sp + 1 > T->stack_cap) {
+                    size_t cap = T->stack_cap;
+                    if (nb__grow((void **)&T->stack, &cap, sp + 1, sizeof *T->stack) ||
+                        nb__grow((void **)&T->stack_i, &T->stack_cap, sp + 1, sizeof *T->stack_i))
+                        return -1;
+                }
+                p->visit = epoch;
+                mark_reach(p, leaves);
+                T->stack[sp] = p;
+                T->stack_i[sp++] = 0;
+                continue;
+            }
+            /* all parents done: x is finished */
+            sp--;
+            for (int k = 0; k < x->nin; k++)
+                if ((x->in[k]->flags & (NB__REQ | NB__REACH)) == (NB__REQ | NB__REACH) &&
+                    x->in[k]->visit == epoch)
+                    x->flags |= NB__REACH;
+            if (nb__grow((void **)&T->order, &T->order_cap, n + 1, sizeof *T->order)) return -1;
+            T->order[n++] = x;
+        }
+    }
+    *n_order = n;
+    return 0;
+}
+
+/* dst's accumulator += g.  In a plain sweep the accumulator is added into in
+   place when nobody else holds it; with create_graph the sum is an op. */
+static int accumulate(nb_tensor *x, nb_tensor *g, bool create_graph) {
+    if (!x->gacc) {
+        x->gacc = nb_retain(g);
+        return 0;
+    }
+    if (create_graph) {
+        nb_tensor *s = nb_add(x->gacc, g);
+        if (!s) return -1;
+        nb_release(x->gacc);
+        x->gacc = nb_retain(s);
+        return 0;
+    }
+    if (x->gacc->refcount == 1 && !x->gacc->storage) {
+        nb__add_inplace(x->gacc, g);
+        return 0;
+    }
+    nb_tensor *s = nb__alloc("backward", x->gacc->ndim, x->gacc->shape);
+    if (!s) return -1;
+    s->op = NB__OP_ADD;
+    s->name_op = NB__OP_ADD;
+    memcpy(s->data, x->gacc->data, (size_t)s->numel * sizeof(double));
+    nb__add_inplace(s, g);
+    nb_release(x->gacc);
+    x->gacc = s;
+    return 0;
+}
+
+static void clear_sweep(size_t n) {
+    nb__tls *T = nb__T();
+    for (size_t k = 0; k < n; k++) {
+        nb_tensor *x = T->order[k];
+        nb_release(x->gacc);
+        x->gacc = NULL;
+        x->flags &= (uint8_t)~(NB__TARGET | NB__REACH);
+    }
+}
+
+/* Runs the reverse sweep from roots with their seeds (NULL: ones).  On return
+   (0 or -1) every node of the order still holds its accumulator: the caller
+   reads what it needs, then calls clear_sweep(). */
+static int sweep(const char *who, int nroots, nb_tensor *const *roots, nb_tensor *const *seeds,
+                 bool create_graph, bool leaves, size_t *n_order) {
+    nb__tls *T = nb__T();
+    *n_order = 0;
+    if (walk(nroots, roots, leaves, n_order) != 0) return -1;
+    size_t n = *n_order;
+
+    for (int r = 0; r < nroots; r++) {
+        nb_tensor *root = roots[r], *seed = seeds ? seeds[r] : NULL;
+        if (!(root->flags & NB__REQ)) continue;
+        if (seed && !nb__same_shape(seed, root)) {
+            char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
+            nb__err("%s: seed of shape %s does not match the output's shape %s", who,
+                    nb__shape_str(seed->ndim, seed->shape, s1, sizeof s1),
+                    nb__shape_str(root->ndim, root->shape, s2, sizeof s2));
+            return -1;
+        }
+        if (!seed && !(seed = nb__const_like(root, 1.0))) return -1;
+        if (accumulate(root, seed, create_graph) != 0) return -1;
+    }
+
+    bool saved = T->grad_disabled;
+    T->grad_disabled = !create_graph;
+    int rc = 0;
+    for (size_t k = n; k-- > 0 && rc == 0;) {
+        nb_tensor *x = T->order[k];
+        if (!x->gacc || x->nin == 0 || !(x->flags & NB__REACH)) continue;
+        bool need[NB__MAX_IN] = {false};
+        bool any = false;
+        for (int i = 0; i < x->nin; i++) {
+            need[i] = (x->in[i]->flags & (NB__REQ | NB__REACH)) == (NB__REQ | NB__REACH);
+            any |= need[i];
+        }
+        if (any) {
+            size_t mark = nb_scope_begin();
+            nb_tensor *gin[NB__MAX_IN] = {0};
+            rc = nb__ops[x->op].vjp(x, x->gacc, create_graph, need, gin);
+            for (int i = 0; i < x->nin && rc == 0; i++) {
+                if (!need[i]) continue;
+                nb_tensor *in = x->in[i], *g = gin[i];
+                if (g && !nb__same_shape(g, in)) g = nb_sum_to(g, in->ndim, in->shape);
+                if (!g) {
+                    rc = -1;
+                    break;
+                }
+                if (T->anomaly && !nb__check_finite(g, "backward of")) {
+                    char msg[sizeof T->error];
+                    memcpy(msg, T->error, sizeof msg);
+                    msg[sizeof msg - 1] = 0;
+                    nb__err("%s (gradient of input %d of %s)", msg, i + 1, nb_name(x));
+                    rc = -1;
+                    break;
+                }
+                rc = accumulate(in, g, create_graph);
+            }
+            nb_scope_end(mark);
+        }
+        if (!(x->flags & NB__TARGET)) {
+            nb_release(x->gacc);
+            x->gacc = NULL;
+        }
+    }
+    T->grad_disabled = saved;
+    return rc;
+}
+
+int nb_backward(nb_tensor *t, const nb_tensor *seed) {
+    nb_tensor *args[1] = {t};
+    if (nb__null_args("backward", 1, args)) return -1;
+    if (!(t->flags & NB__REQ)) {
+        nb__err("backward: %s does not require grad (made with grad disabled, or from "
+                "tensors that do not require grad)", nb_name(t));
+        return -1;
+    }
+    nb__tls *T = nb__T();
+    size_t mark = nb_scope_begin(), n = 0;
+    nb_tensor *seeds[1] = {(nb_tensor *)seed};
+    /* every leaf that requires grad is a target */
+    int rc = sweep("backward", 1, &t, seed ? seeds : NULL, false, true, &n);
+    if (rc == 0) {
+        /* Deliver into the leaves in two phases, so that a failure changes no
+           stored gradient: first make each new gradient private, then commit. */
+        for (size_t k = 0; k < n && rc == 0; k++) {
+            nb_tensor *x = T->order[k];
+            if (x->nin || !x->gacc || !(x->flags & NB__REQ) || x->grad) continue;
+            if (x->gacc->refcount > 1 || x->gacc->storage || x->gacc->nin) {
+                nb_tensor *c = nb__alloc("backward", x->ndim, x->shape);
+                if (!c) {
+                    rc = -1;
+                    break;
+                }
+                memcpy(c->data, x->gacc->data, (size_t)c->numel * sizeof(double));
+                nb_release(x->gacc);
+                x->gacc = c;
+            }
+        }
+        for (size_t k = 0; k < n && rc == 0; k++) {
+            nb_tensor *x = T->order[k];
+            if (x->nin || !x->gacc || !(x->flags & NB__REQ)) continue;
+            if (x->grad) {
+                nb__add_inplace(x->grad, x->gacc);
+            } else {
+                nb_tensor *g = x->gacc;
+                x->gacc = NULL;
+                g->flags = 0;
+                g->name_kind = NB__NAME_GRAD;
+                g->name_op = x->name_op;
+                g->name[0] = 0;
+                x->grad = g;
+            }
+        }
+    }
+    clear_sweep(n);
+    nb_scope_end(mark);
+    return rc;
+}
+
+int nb_autograd(int n_out, nb_tensor *const *outputs, nb_tensor *const *seeds, int n_in,
+                nb_tensor *const *inputs, nb_tensor **grads, bool create_graph) {
+    if (n_out < 1 || n_in < 1 || !outputs || !inputs || !grads) {
+        nb__err("autograd: needs at least one output, one input and a grads array "
+                "(got %d outputs, %d inputs)", n_out, n_in);
+        return -1;
+    }
+    for (int i = 0; i < n_in; i++) grads[i] = NULL;
+    if (nb__null_args("autograd", n_out, outputs) || nb__null_args("autograd", n_in, inputs))
+        return -1;
+    if (seeds) {
+        for (int j = 0; j < n_out; j++) {
+            if (!seeds[j]) {
+                nb__err("autograd: NULL seed for output %d", j + 1);
+                return -1;
+            }
+            if (!nb__same_shape(seeds[j], outputs[j])) {
+                char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
+                nb__err("autograd: seed %d has shape %s but output %d has shape %s", j + 1,
+                        nb__shape_str(seeds[j]->ndim, seeds[j]->shape, s1, sizeof s1), j + 1,
+                        nb__shape_str(outputs[j]->ndim, outputs[j]->shape, s2, sizeof s2));
+                return -1;
+            }
+        }
+    }
+    nb__tls *T = nb__T();
+    for (int i = 0; i < n_in; i++) inputs[i]->flags |= NB__TARGET;
+    size_t mark = nb_scope_begin(), n = 0;
+    int rc = sweep("autograd", n_out, outputs, seeds, create_graph, false, &n);
+    nb_tensor *res[64], **keep = n_in <= 64 ? res : nb__malloc((size_t)n_in * sizeof *keep);
+    if (!keep) rc = -1;
+    for (int i = 0; rc == 0 && i < n_in; i++) {
+        nb_tensor *x = inputs[i];
+        keep[i] = (x->flags & NB__REACH) && x->gacc ? nb_retain(x->gacc) : NULL;
+    }
+    if (!keep) {
+        for (int i = 0; i < n_in; i++) inputs[i]->flags &= (uint8_t)~(NB__TARGET | NB__REACH);
+        clear_sweep(n);
+        nb_scope_end(mark);
+        return -1;
+    }
+    if (rc != 0)
+        for (int i = 0; i < n_in; i++) keep[i] = NULL;
+    for (int i = 0; i < n_in; i++) inputs[i]->flags &= (uint8_t)~(NB__TARGET | NB__REACH);
+    clear_sweep(n);
+    (void)T;
+    nb_scope_end(mark);
+    /* hand the results to the caller's scope */
+    for (int i = 0; i < n_in; i++) {
+        if (rc == 0) {
+            grads[i] = keep[i] ? nb__pool(keep[i]) : nb__const_like(inputs[i], 0.0);
+            if (!grads[i]) rc = -1;
+        } else {
+            nb_release(keep[i]);
+        }
+    }
+    if (rc != 0)
+        for (int i = 0; i < n_in; i++) grads[i] = NULL;
+    if (keep != res) nb__free(keep);
+    return rc;
+}
+
+/* ---- Jacobians and Hessians -----------------------------------------------------
+ * nb_jacobian picks the cheaper mode: forward (one JVP per input element) when
+ * x has fewer elements than f(x), reverse (one VJP per output element) else. */
+static nb_tensor *basis(const nb_tensor *like, int64_t i) {
+    nb_tensor *e = nb__const_like(like, 0.0);
+    if (e) e->data[i] = 1.0;
+    return e;
+}
+
+nb_tensor *nb_jacobian(nb_fn f, nb_tensor *x, void *ctx) {
+    if (!f) return nb__err("jacobian: NULL function");
+    if (nb__null_args("jacobian", 1, &x)) return NULL;
+    size_t outer = nb_scope_begin();
+    nb_tensor *xr = nb_detach(x);
+    if (!xr) return NULL;
+    nb_set_requires_grad(xr, true);
+    nb_tensor *y = f(xr, ctx);
+    if (!y) goto fail;
+    int64_t m = y->numel, n = x->numel, shape[2] = {m, n};
+    nb_tensor *J = nb__alloc("jacobian", 2, shape);
+    if (!J) goto fail;
+    J->op = NB__OP_IN;
+    nb__name(J, NB__OP_IN);
+    if (n < m) {
+        for (int64_t i = 0; i < n; i++) {
+            size_t mk = nb_scope_begin();
+            nb_tensor *e = basis(x, i), *xd = nb_dual(nb_detach(x), e);
+            nb_tensor *yi = xd ? f(xd, ctx) : NULL;
+            nb_tensor *t = yi ? nb_tangent(yi) : NULL;
+            if (!t) {
+                if (yi) nb__err("jacobian: f's output carries no tangent");
+                nb_scope_end(mk);
+                nb_release(J);
+                goto fail;
+            }
+            for (int64_t r = 0; r < m; r++) J->data[r * n + i] = t->data[r];
+            nb_scope_end(mk);
+        }
+    } else if (!(y->flags & NB__REQ)) {
+        memset(J->data, 0, (size_t)(m * n) * sizeof(double)); /* f does not depend on x */
+    } else {
+        for (int64_t r = 0; r < m; r++) {
+            size_t mk = nb_scope_begin();
+            nb_tensor *e = basis(y, r), *g = NULL;
+            if (!e || nb_autograd(1, &y, &e, 1, &xr, &g, false) != 0) {
+                nb_scope_end(mk);
+                nb_release(J);
+                goto fail;
+            }
+            memcpy(J->data + r * n, g->data, (size_t)n * sizeof(double));
+            nb_scope_end(mk);
+        }
+    }
+    nb_scope_end(outer);
+    return nb__pool(J);
+fail:
+    nb_scope_end(outer);
+    return NULL;
+}
+
+typedef struct {
+    nb_fn f;
+    void *ctx;
+} grad_ctx;
+
+/* x -> grad f(x), recorded (create_graph), so its Jacobian is the Hessian */
+static nb_tensor *grad_of(nb_tensor *x, void *p) {
+    grad_ctx *c = p;
+    nb_tensor *y = c->f(x, c->ctx), *g = NULL;
+    if (!y) return NULL;
+    if (y->numel != 1) {
+        char s[NB__SHAPE_BUF];
+        return nb__err("hessian: f(x) must have one element, got shape %s",
+                       nb__shape_str(y->ndim, y->shape, s, sizeof s));
+    }
+    if (!(y->flags & NB__REQ)) return nb__const_like(x, 0.0);
+    if (nb_autograd(1, &y, NULL, 1, &x, &g, true) != 0) return NULL;
+    return g;
+}
+
+nb_tensor *nb_hessian(nb_fn f, nb_tensor *x, void *ctx) {
+    if (!f) return nb__err("hessian: NULL function");
+    if (nb__null_args("hessian", 1, &x)) return NULL;
+    /* reverse over reverse: one VJP of the recorded gradient per row */
+    size_t outer = nb_scope_begin();
+    nb_tensor *xr = nb_detach(x);
+    if (!xr) return NULL;
+    nb_set_requires_grad(xr, true);
+    grad_ctx c = {f, ctx};
+    nb_tensor *g = grad_of(xr, &c);
+    if (!g) {
+        nb_scope_end(outer);
+        return NULL;
+    }
+    int64_t n = x->numel, shape[2] = {n, n};
+    nb_tensor *H = nb__alloc("hessian", 2, shape);
+    if (!H) {
+        nb_scope_end(outer);
+        return NULL;
+    }
+    H->op = NB__OP_IN;
+    nb__name(H, NB__OP_IN);
+    for (int64_t r = 0; r < n; r++) {
+        size_t mk = nb_scope_begin();
+        if (!(g->flags & NB__REQ)) {
+            memset(H->data + r * n, 0, (size_t)n * sizeof(double));
+        } else {
+            nb_tensor *e = basis(g, r), *h = NULL;
+            if (!e || nb_autograd(1, &g, &e, 1, &xr, &h, false) != 0) {
+                nb_scope_end(mk);
+                nb_release(H);
+                nb_scope_end(outer);
+                return NULL;
+            }
+            memcpy(H->data + r * n, h->data, (size_t)n * sizeof(double));
+        }
+        nb_scope_end(mk);
+    }
+    nb_scope_end(outer);
+    return nb__pool(H);
+}
+
+nb_tensor *nb_hvp(nb_fn f, nb_tensor *x, nb_tensor *v, void *ctx) {
+    if (!f) return nb__err("hvp: NULL function");
+    nb_tensor *args[2] = {x, v};
+    if (nb__null_args("hvp", 2, args)) return NULL;
+    if (!nb__same_shape(x, v)) {
+        char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
+        return nb__err("hvp: v has shape %s but x has shape %s",
+                       nb__shape_str(v->ndim, v->shape, s1, sizeof s1),
+                       nb__shape_str(x->ndim, x->shape, s2, sizeof s2));
+    }
+    size_t outer = nb_scope_begin();
+    nb_tensor *xr = nb_detach(x), *hv = NULL;
+    nb_set_requires_grad(xr, true);
+    grad_ctx c = {f, ctx};
+    nb_tensor *g = xr ? grad_of(xr, &c) : NULL;
+    if (g && !(g->flags & NB__REQ)) hv = nb__const_like(x, 0.0);
+    else if (g && nb_autograd(1, &g, &v, 1, &xr, &hv, false) != 0) hv = NULL;
+    nb_retain(hv);
+    nb_scope_end(outer);
+    return nb__pool(hv);
+}
+
+/* ---- anomaly detection ---------------------------------------------------------- */
+bool nb__check_finite(const nb_tensor *t, const char *phase) {
+    for (int64_t i = 0; i < t->numel; i++) {
+        if (!isfinite(t->data[i])) {
+            nb__err("anomaly: %s %s produced %s at element %lld", phase, nb_name(t),
+                    isnan(t->data[i]) ? "NaN" : "inf", (long long)i);
+            return false;
+        }
+    }
+    return true;
+}

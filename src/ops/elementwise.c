@@ -1,0 +1,431 @@
+/*
+ * Element-wise ops: the broadcasting binary ops (add, sub, prod, div,
+ * maximum) and the unary ops (neg, scale, sin, cos, exp, log, sqrt, square,
+ * pow, relu, sigmoid, tanh), each with its VJP and JVP.
+ *
+ * Unary ops share one table of formulas: f (the kernel), f'(x) as a fused
+ * kernel g*f'(x) (the unary_grad op, used by a plain backward: one pass, one
+ * allocation), f'(x) as an expression of differentiable ops (used with
+ * create_graph and by forward mode) and f''(x) as an expression (the
+ * gradient rule of unary_grad itself, so even the fused kernel has one).
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- broadcasting loops --------------------------------------------------------
+ * o = EXPR(x, y) over out's index space.  Fast paths for equal shapes and a
+ * one-element operand; the general path walks rows of the last axis with
+ * per-operand strides (0 along broadcast axes). */
+typedef struct {
+    int mode; /* 0 same shape, 1 b is one element, 2 a is one element, 3 general */
+    int n;    /* out's ndim                                                     */
+    int64_t shape[NB_MAX_DIMS], sa[NB_MAX_DIMS], sb[NB_MAX_DIMS];
+} bcast;
+
+static void strides_in(const nb_tensor *t, int n, const int64_t *oshape, int64_t *st) {
+    int64_t s = 1;
+    for (int d = n - 1; d >= 0; d--) {
+        int td = d - (n - t->ndim);
+        int64_t dim = td >= 0 ? t->shape[td] : 1;
+        st[d] = (dim == 1 && oshape[d] != 1) ? 0 : (dim == 1 ? 0 : s);
+        s *= dim;
+    }
+}
+
+static void bcast_init(bcast *it, const nb_tensor *o, const nb_tensor *a, const nb_tensor *b) {
+    if (nb__same_shape(a, b)) it->mode = 0;
+    else if (b->numel == 1) it->mode = 1;
+    else if (a->numel == 1) it->mode = 2;
+    else {
+        it->mode = 3;
+        it->n = o->ndim;
+        memcpy(it->shape, o->shape, sizeof it->shape);
+        strides_in(a, o->ndim, o->shape, it->sa);
+        strides_in(b, o->ndim, o->shape, it->sb);
+    }
+}
+
+#define BCAST_LOOP(it, O, A, B, N, EXPR)                                                   \
+    do {                                                                                   \
+        if ((it).mode == 0) {                                                              \
+            for (int64_t i_ = 0; i_ < (N); i_++) {                                         \
+                double x = (A)[i_], y = (B)[i_];                                           \
+                (O)[i_] = (EXPR);                                                          \
+            }                                                                              \
+        } else if ((it).mode == 1) {                                                       \
+            const double y = (B)[0];                                                       \
+            for (int64_t i_ = 0; i_ < (N); i_++) {                                         \
+                double x = (A)[i_];                                                        \
+                (O)[i_] = (EXPR);                                                          \
+            }                                                                              \
+        } else if ((it).mode == 2) {                                                       \
+            const double x = (A)[0];                                                       \
+            for (int64_t i_ = 0; i_ < (N); i_++) {                                         \
+                double y = (B)[i_];                                                        \
+                (O)[i_] = (EXPR);                                                          \
+            }                                                                              \
+        } else if ((N) > 0) {                                                              \
+            int n_ = (it).n;                                                               \
+            int64_t inner_ = (it).shape[n_ - 1], rows_ = (N) / inner_;                     \
+            int64_t sa_ = (it).sa[n_ - 1], sb_ = (it).sb[n_ - 1], oa_ = 0, ob_ = 0;        \
+            int64_t idx_[NB_MAX_DIMS] = {0};                                               \
+            for (int64_t r_ = 0; r_ < rows_; r_++) {                                       \
+                double *o_ = (O) + r_ * inner_;                                            \
+                for (int64_t j_ = 0; j_ < inner_; j_++) {                                  \
+                    double x = (A)[oa_ + j_ * sa_], y = (B)[ob_ + j_ * sb_];               \
+                    o_[j_] = (EXPR);                                                       \
+                }                                                                          \
+                for (int d_ = n_ - 2; d_ >= 0; d_--) {                                     \
+                    oa_ += (it).sa[d_];                                                    \
+                    ob_ += (it).sb[d_];                                                    \
+                    if (++idx_[d_] < (it).shape[d_]) break;                                \
+                    oa_ -= (it).sa[d_] * (it).shape[d_];                                   \
+                    ob_ -= (it).sb[d_] * (it).shape[d_];                                   \
+                    idx_[d_] = 0;                                                          \
+                }                                                                          \
+            }                                                                              \
+        }                                                                                  \
+    } while (0)
+
+enum { K_ADD, K_SUB, K_MUL, K_DIV, K_MAX, K_MASK_GT };
+
+static void binary_kernel(int k, nb_tensor *o, const nb_tensor *a, const nb_tensor *b) {
+    bcast it;
+    bcast_init(&it, o, a, b);
+    double *O = o->data;
+    const double *A = a->data, *B = b->data;
+    int64_t n = o->numel;
+    switch (k) {
+    case K_ADD: BCAST_LOOP(it, O, A, B, n, x + y); break;
+    case K_SUB: BCAST_LOOP(it, O, A, B, n, x - y); break;
+    case K_MUL: BCAST_LOOP(it, O, A, B, n, x * y); break;
+    case K_DIV: BCAST_LOOP(it, O, A, B, n, x / y); break;
+    /* numpy's maximum propagates NaN from either side */
+    case K_MAX: BCAST_LOOP(it, O, A, B, n, (x > y || isnan(x)) ? x : y); break;
+    case K_MASK_GT: BCAST_LOOP(it, O, A, B, n, x > y ? 1.0 : (x == y ? 0.5 : 0.0)); break;
+    }
+}
+
+static nb_tensor *binary(nb__op op, int k, nb_tensor *a, nb_tensor *b) {
+    nb_tensor *in[2] = {a, b};
+    const char *who = nb__ops[op].name;
+    if (nb__null_args(who, 2, in)) return NULL;
+    int n;
+    int64_t shape[NB_MAX_DIMS];
+    if (!nb__broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, &n, shape)) {
+        char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
+        return nb__err("%s: shapes %s and %s cannot be broadcast", who,
+                       nb__shape_str(a->ndim, a->shape, s1, sizeof s1),
+                       nb__shape_str(b->ndim, b->shape, s2, sizeof s2));
+    }
+    nb_tensor *o = nb__node(op, n, shape, 2, in);
+    if (!o) return NULL;
+    binary_kernel(k, o, a, b);
+    return nb__finish(o, 2, in);
+}
+
+nb_tensor *nb_add(nb_tensor *a, nb_tensor *b) { return binary(NB__OP_ADD, K_ADD, a, b); }
+nb_tensor *nb_sub(nb_tensor *a, nb_tensor *b) { return binary(NB__OP_SUB, K_SUB, a, b); }
+nb_tensor *nb_prod(nb_tensor *a, nb_tensor *b) { return binary(NB__OP_PROD, K_MUL, a, b); }
+nb_tensor *nb_div(nb_tensor *a, nb_tensor *b) { return binary(NB__OP_DIV, K_DIV, a, b); }
+nb_tensor *nb_maximum(nb_tensor *a, nb_tensor *b) { return binary(NB__OP_MAXIMUM, K_MAX, a, b); }
+
+nb_tensor *nb__mask_gt(nb_tensor *a, nb_tensor *b) {
+    int n;
+    int64_t shape[NB_MAX_DIMS];
+    if (!nb__broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, &n, shape))
+        return nb__err("maximum: internal error: mask of unbroadcastable shapes");
+    nb_tensor *m = nb__const(n, shape, 0.0);
+    if (m) binary_kernel(K_MASK_GT, m, a, b);
+    return m;
+}
+
+void nb__add_inplace(nb_tensor *dst, const nb_tensor *src) {
+    double *d = dst->data;
+    const double *s = src->data;
+    for (int64_t i = 0; i < dst->numel; i++) d[i] += s[i];
+}
+
+nb_tensor *nb__bto(nb_tensor *t, const nb_tensor *like) {
+    if (!t || nb__same_shape(t, like)) return t;
+    return nb_broadcast_to(t, like->ndim, like->shape);
+}
+
+/* ---- binary rules ---------------------------------------------------------------
+ * The engine sums each result back to its input's shape (unbroadcast). */
+int nb__vjp_add(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
+    gin[0] = need[0] ? g : NULL; /* d(a+b)/da = 1 */
+    gin[1] = need[1] ? g : NULL;
+    return 0;
+}
+nb_tensor *nb__jvp_add(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    if (tin[0] && tin[1]) return nb_add(tin[0], tin[1]);
+    return nb__bto(tin[0] ? tin[0] : tin[1], out);
+}
+
+int nb__vjp_sub(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
+    gin[0] = need[0] ? g : NULL;
+    gin[1] = need[1] ? nb_neg(g) : NULL; /* d(a-b)/db = -1 */
+    return nb__rule_ok(2, need, gin);
+}
+nb_tensor *nb__jvp_sub(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    if (tin[0] && tin[1]) return nb_sub(tin[0], tin[1]);
+    return nb__bto(tin[0] ? tin[0] : nb_neg(tin[1]), out);
+}
+
+int nb__vjp_prod(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
+    gin[0] = need[0] ? nb_prod(g, out->in[1]) : NULL; /* d(ab)/da = b */
+    gin[1] = need[1] ? nb_prod(g, out->in[0]) : NULL; /* d(ab)/db = a */
+    return nb__rule_ok(2, need, gin);
+}
+nb_tensor *nb__jvp_prod(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    nb_tensor *t0 = tin[0] ? nb_prod(tin[0], in[1]) : NULL;
+    nb_tensor *t1 = tin[1] ? nb_prod(in[0], tin[1]) : NULL;
+    if (tin[0] && tin[1]) return nb_add(t0, t1);
+    return nb__bto(t0 ? t0 : t1, out);
+}
+
+int nb__vjp_div(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
+    nb_tensor *b = out->in[1];
+    gin[0] = need[0] ? nb_div(g, b) : NULL;                      /* d(a/b)/da = 1/b    */
+    gin[1] = need[1] ? nb_neg(nb_div(nb_prod(g, out), b)) : NULL; /* d(a/b)/db = -y/b   */
+    return nb__rule_ok(2, need, gin);
+}
+nb_tensor *nb__jvp_div(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    /* (ta - (a/b) tb) / b */
+    nb_tensor *num = tin[0];
+    if (tin[1]) {
+        nb_tensor *t = nb_prod(nb_div(in[0], in[1]), tin[1]);
+        num = num ? nb_sub(num, t) : nb_neg(t);
+    }
+    return nb__bto(nb_div(num, in[1]), out);
+}
+
+int nb__vjp_maximum(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
+    /* the gate routes g to the larger input; a tie sends half to each */
+    nb_tensor *a = out->in[0], *b = out->in[1];
+    gin[0] = need[0] ? nb_prod(g, nb__mask_gt(a, b)) : NULL;
+    gin[1] = need[1] ? nb_prod(g, nb__mask_gt(b, a)) : NULL;
+    return nb__rule_ok(2, need, gin);
+}
+nb_tensor *nb__jvp_maximum(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    nb_tensor *t0 = tin[0] ? nb_prod(tin[0], nb__mask_gt(in[0], in[1])) : NULL;
+    nb_tensor *t1 = tin[1] ? nb_prod(tin[1], nb__mask_gt(in[1], in[0])) : NULL;
+    if (tin[0] && tin[1]) return nb_add(t0, t1);
+    return nb__bto(t0 ? t0 : t1, out);
+}
+
+/* ---- unary ops: the formulas ------------------------------------------------------ */
+static inline double sigmoid1(double x) {
+    /* never exp of a large positive number: stable for any x */
+    if (x >= 0) return 1.0 / (1.0 + exp(-x));
+    double e = exp(x);
+    return e / (1.0 + e);
+}
+
+static void unary_kernel(nb__op op, double p, double *o, const double *a, int64_t n) {
+    switch (op) {
+    case NB__OP_NEG: for (int64_t i = 0; i < n; i++) o[i] = -a[i]; break;
+    case NB__OP_SCALE: for (int64_t i = 0; i < n; i++) o[i] = p * a[i]; break;
+    case NB__OP_SIN: for (int64_t i = 0; i < n; i++) o[i] = sin(a[i]); break;
+    case NB__OP_COS: for (int64_t i = 0; i < n; i++) o[i] = cos(a[i]); break;
+    case NB__OP_EXP: for (int64_t i = 0; i < n; i++) o[i] = exp(a[i]); break;
+    case NB__OP_LOG: for (int64_t i = 0; i < n; i++) o[i] = log(a[i]); break;
+    case NB__OP_SQRT: for (int64_t i = 0; i < n; i++) o[i] = sqrt(a[i]); break;
+    case NB__OP_SQUARE: for (int64_t i = 0; i < n; i++) o[i] = a[i] * a[i]; break;
+    case NB__OP_POW:
+        if (p == 2.0) for (int64_t i = 0; i < n; i++) o[i] = a[i] * a[i];
+        else if (p == 1.0) for (int64_t i = 0; i < n; i++) o[i] = a[i];
+        else for (int64_t i = 0; i < n; i++) o[i] = pow(a[i], p);
+        break;
+    case NB__OP_RELU: for (int64_t i = 0; i < n; i++) o[i] = a[i] > 0 ? a[i] : 0.0; break;
+    case NB__OP_SIGMOID: for (int64_t i = 0; i < n; i++) o[i] = sigmoid1(a[i]); break;
+    case NB__OP_TANH: for (int64_t i = 0; i < n; i++) o[i] = tanh(a[i]); break;
+    default: break;
+    }
+}
+
+/* o = g * f'(x), with y = f(x) at hand */
+static void unary_grad_kernel(nb__op op, double p, double *o, const double *g, const double *x,
+                              const double *y, int64_t n) {
+    switch (op) {
+    case NB__OP_NEG: for (int64_t i = 0; i < n; i++) o[i] = -g[i]; break;
+    case NB__OP_SCALE: for (int64_t i = 0; i < n; i++) o[i] = p * g[i]; break;
+    case NB__OP_SIN: for (int64_t i = 0; i < n; i++) o[i] = g[i] * cos(x[i]); break;
+    case NB__OP_COS: for (int64_t i = 0; i < n; i++) o[i] = -g[i] * sin(x[i]); break;
+    case NB__OP_EXP: for (int64_t i = 0; i < n; i++) o[i] = g[i] * y[i]; break;
+    case NB__OP_LOG: for (int64_t i = 0; i < n; i++) o[i] = g[i] / x[i]; break;
+    case NB__OP_SQRT: for (int64_t i = 0; i < n; i++) o[i] = g[i] * 0.5 / y[i]; break;
+    case NB__OP_SQUARE: for (int64_t i = 0; i < n; i++) o[i] = 2.0 * g[i] * x[i]; break;
+    case NB__OP_POW:
+        if (p == 2.0) for (int64_t i = 0; i < n; i++) o[i] = 2.0 * g[i] * x[i];
+        else for (int64_t i = 0; i < n; i++) o[i] = g[i] * p * pow(x[i], p - 1.0);
+        break;
+    case NB__OP_RELU: for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0 ? g[i] : 0.0; break;
+    case NB__OP_SIGMOID: for (int64_t i = 0; i < n; i++) o[i] = g[i] * y[i] * (1.0 - y[i]); break;
+    case NB__OP_TANH: for (int64_t i = 0; i < n; i++) o[i] = g[i] * (1.0 - y[i] * y[i]); break;
+    default: break;
+    }
+}
+
+static nb_tensor *one(void) { return nb__const(0, NULL, 1.0); }
+
+static nb_tensor *relu_mask(nb_tensor *x) { /* 1 where x > 0: relu'(0) = 0 */
+    nb_tensor *m = nb__const_like(x, 0.0);
+    if (m)
+        for (int64_t i = 0; i < x->numel; i++) m->data[i] = x->data[i] > 0 ? 1.0 : 0.0;
+    return m;
+}
+
+/* f'(x) as differentiable ops; y = f(x) when known (never in a JVP rule) */
+static nb_tensor *fprime(nb__op op, double p, nb_tensor *x, nb_tensor *y) {
+    switch (op) {
+    case NB__OP_NEG: return nb__const_like(x, -1.0);
+    case NB__OP_SCALE: return nb__const_like(x, p);
+    case NB__OP_SIN: return nb_cos(x);                              /* sin' = cos         */
+    case NB__OP_COS: return nb_neg(nb_sin(x));                      /* cos' = -sin        */
+    case NB__OP_EXP: return y ? y : nb_exp(x);                      /* exp' = exp         */
+    case NB__OP_LOG: return nb_pow(x, -1.0);                        /* log' = 1/x         */
+    case NB__OP_SQRT: return nb_scale(nb_pow(x, -0.5), 0.5);        /* sqrt' = 1/(2 sqrt) */
+    case NB__OP_SQUARE: return nb_scale(x, 2.0);                    /* (x^2)' = 2x        */
+    case NB__OP_POW:                                                /* (x^p)' = p x^(p-1) */
+        return p == 0.0 ? nb__const_like(x, 0.0) : nb_scale(nb_pow(x, p - 1.0), p);
+    case NB__OP_RELU: return relu_mask(x);                          /* step, 0 at 0       */
+    case NB__OP_SIGMOID: {                                          /* s' = s (1 - s)     */
+        nb_tensor *s = y ? y : nb_sigmoid(x);
+        return nb_sub(s, nb_square(s));
+    }
+    case NB__OP_TANH: {                                             /* tanh' = 1 - tanh^2 */
+        nb_tensor *t = y ? y : nb_tanh(x);
+        return nb_sub(one(), nb_square(t));
+    }
+    default: return nb__err("%s: internal error: no derivative", nb__ops[op].name);
+    }
+}
+
+/* f''(x) as differentiable ops (the rule of unary_grad) */
+static nb_tensor *fsecond(nb__op op, double p, nb_tensor *x) {
+    switch (op) {
+    case NB__OP_NEG:
+    case NB__OP_SCALE:
+    case NB__OP_RELU: return nb__const_like(x, 0.0);
+    case NB__OP_SIN: return nb_neg(nb_sin(x));
+    case NB__OP_COS: return nb_neg(nb_cos(x));
+    case NB__OP_EXP: return nb_exp(x);
+    case NB__OP_LOG: return nb_neg(nb_pow(x, -2.0));                /* -1/x^2             */
+    case NB__OP_SQRT: return nb_scale(nb_pow(x, -1.5), -0.25);      /* -x^(-3/2) / 4      */
+    case NB__OP_SQUARE: return nb__const_like(x, 2.0);
+    case NB__OP_POW:
+        return p == 0.0 || p == 1.0 ? nb__const_like(x, 0.0)
+                                    : nb_scale(nb_pow(x, p - 2.0), p * (p - 1.0));
+    case NB__OP_SIGMOID: {                                          /* s (1-s) (1-2s)     */
+        nb_tensor *s = nb_sigmoid(x);
+        return nb_prod(nb_sub(s, nb_square(s)), nb_sub(one(), nb_scale(s, 2.0)));
+    }
+    case NB__OP_TANH: {                                             /* -2 t (1 - t^2)     */
+        nb_tensor *t = nb_tanh(x);
+        return nb_prod(nb_scale(t, -2.0), nb_sub(one(), nb_square(t)));
+    }
+    default: return nb__err("%s: internal error: no second derivative", nb__ops[op].name);
+    }
+}
+
+/* ---- unary ops: constructors and rules ----------------------------------------- */
+nb_tensor *nb__unary(nb__op op, nb_tensor *a, double p) {
+    if (nb__null_args(nb__ops[op].name, 1, &a)) return NULL;
+    nb_tensor *o = nb__node(op, a->ndim, a->shape, 1, &a);
+    if (!o) return NULL;
+    o->p.f = p;
+    unary_kernel(op, p, o->data, a->data, a->numel);
+    return nb__finish(o, 1, &a);
+}
+
+nb_tensor *nb_neg(nb_tensor *a) { return nb__unary(NB__OP_NEG, a, 0); }
+nb_tensor *nb_scale(nb_tensor *a, double c) { return nb__unary(NB__OP_SCALE, a, c); }
+nb_tensor *nb_sin(nb_tensor *a) { return nb__unary(NB__OP_SIN, a, 0); }
+nb_tensor *nb_cos(nb_tensor *a) { return nb__unary(NB__OP_COS, a, 0); }
+nb_tensor *nb_exp(nb_tensor *a) { return nb__unary(NB__OP_EXP, a, 0); }
+nb_tensor *nb_log(nb_tensor *a) { return nb__unary(NB__OP_LOG, a, 0); }
+nb_tensor *nb_sqrt(nb_tensor *a) { return nb__unary(NB__OP_SQRT, a, 0); }
+nb_tensor *nb_square(nb_tensor *a) { return nb__unary(NB__OP_SQUARE, a, 0); }
+nb_tensor *nb_pow(nb_tensor *a, double e) { return nb__unary(NB__OP_POW, a, e); }
+nb_tensor *nb_relu(nb_tensor *a) { return nb__unary(NB__OP_RELU, a, 0); }
+nb_tensor *nb_sigmoid(nb_tensor *a) { return nb__unary(NB__OP_SIGMOID, a, 0); }
+nb_tensor *nb_tanh(nb_tensor *a) { return nb__unary(NB__OP_TANH, a, 0); }
+
+/* One VJP for every unary op: g * f'(x).  A plain backward uses the fused
+   kernel; create_graph builds it from differentiable ops. */
+static int unary_vjp(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
+    nb__op op = (nb__op)out->op;
+    nb_tensor *x = out->in[0];
+    if (op == NB__OP_NEG) gin[0] = nb_neg(g);                 /* linear: the op itself */
+    else if (op == NB__OP_SCALE) gin[0] = nb_scale(g, out->p.f);
+    else if (!cg) gin[0] = nb__unary_grad(op, out->p.f, g, x, out);
+    else gin[0] = nb_prod(g, fprime(op, out->p.f, x, out));
+    return nb__rule_ok(1, need, gin);
+}
+
+static nb_tensor *unary_jvp(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    nb__op op = (nb__op)out->op;
+    if (op == NB__OP_NEG) return nb_neg(tin[0]);
+    if (op == NB__OP_SCALE) return nb_scale(tin[0], out->p.f);
+    return nb_prod(tin[0], fprime(op, out->p.f, in[0], NULL));
+}
+
+#define UNARY_RULES(name)                                                                  \
+    int nb__vjp_##name(nb_tensor *out, nb_tensor *g, bool cg, const bool *need,           \
+                       nb_tensor **gin) {                                                  \
+        return unary_vjp(out, g, cg, need, gin);                                           \
+    }                                                                                      \
+    nb_tensor *nb__jvp_##name(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) { \
+        return unary_jvp(out, in, tin);                                                    \
+    }
+UNARY_RULES(neg)
+UNARY_RULES(scale)
+UNARY_RULES(sin)
+UNARY_RULES(cos)
+UNARY_RULES(exp)
+UNARY_RULES(log)
+UNARY_RULES(sqrt)
+UNARY_RULES(square)
+UNARY_RULES(pow)
+UNARY_RULES(relu)
+UNARY_RULES(sigmoid)
+UNARY_RULES(tanh)
+
+/* ---- unary_grad: the fused backward kernel, an op with rules of its own ------------
+ * out = g * f'(x) where y = f(x).  As a function of (g, x) — y is a cache of
+ * f(x) — its gradients are d/dg = f'(x) and d/dx = g f''(x). */
+nb_tensor *nb__unary_grad(nb__op sub, double p, nb_tensor *g, nb_tensor *x, nb_tensor *y) {
+    nb_tensor *in[3] = {g, x, y};
+    if (nb__null_args("unary_grad", 3, in)) return NULL;
+    nb_tensor *o = nb__node(NB__OP_UNARY_GRAD, x->ndim, x->shape, 3, in);
+    if (!o) return NULL;
+    o->p.f = p;
+    o->psub = (uint8_t)sub;
+    unary_grad_kernel(sub, p, o->data, g->data, x->data, y->data, x->numel);
+    return nb__finish(o, 3, in);
+}
+
+int nb__vjp_unary_grad(nb_tensor *out, nb_tensor *u, bool cg, const bool *need, nb_tensor **gin) {
+    nb__op sub = (nb__op)out->psub;
+    double p = out->p.f;
+    nb_tensor *g = out->in[0], *x = out->in[1], *y = out->in[2];
+    if (need[0])
+        gin[0] = cg ? nb_prod(u, fprime(sub, p, x, y)) : nb__unary_grad(sub, p, u, x, y);
+    if (need[1]) gin[1] = nb_prod(nb_prod(u, g), fsecond(sub, p, x));
+    if (need[2]) gin[2] = nb__const_like(y, 0.0); /* y only caches f(x) */
+    return nb__rule_ok(3, need, gin);
+}
+
+nb_tensor *nb__jvp_unary_grad(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    nb__op sub = (nb__op)out->psub;
+    double p = out->p.f;
+    nb_tensor *t0 = tin[0] ? nb_prod(tin[0], fprime(sub, p, in[1], NULL)) : NULL;
+    nb_tensor *t1 = tin[1] ? nb_prod(nb_prod(in[0], fsecond(sub, p, in[1])), tin[1]) : NULL;
+    if (tin[0] && tin[1]) return nb_add(t0, t1);
+    if (t0 || t1) return t0 ? t0 : t1;
+    return nb__const_like(out, 0.0); /* only y carried a tangent */
+}

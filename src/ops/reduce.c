@@ -1,0 +1,251 @@
+/*
+ * Reductions (sum, mean, max: of all elements, or along an axis with
+ * keepdims) and the softmax family along an axis, with their rules.
+ *
+ * Along an axis, x is seen as (outer, n, inner): the axis has n elements and
+ * a reduction writes (outer, inner).
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+static void axis_view(const nb_tensor *x, int axis, int64_t *outer, int64_t *n, int64_t *inner) {
+    *outer = 1;
+    *inner = 1;
+    for (int d = 0; d < axis; d++) *outer *= x->shape[d];
+    for (int d = axis + 1; d < x->ndim; d++) *inner *= x->shape[d];
+    *n = x->shape[axis];
+}
+
+/* the shape of a reduction of x along axis */
+static int reduced_shape(const nb_tensor *x, int axis, bool keep, int64_t *shape) {
+    int k = 0;
+    for (int d = 0; d < x->ndim; d++) {
+        if (d != axis) shape[k++] = x->shape[d];
+        else if (keep) shape[k++] = 1;
+    }
+    return k;
+}
+
+/* g of a reduction's output shape, reshaped to keepdims form, broadcast to x */
+static nb_tensor *spread(nb_tensor *g, const nb_tensor *x, int axis, bool keep) {
+    if (axis >= 0 && !keep) {
+        int64_t shape[NB_MAX_DIMS];
+        int k = reduced_shape(x, axis, true, shape);
+        g = nb_reshape(g, k, shape);
+    }
+    return nb_broadcast_to(g, x->ndim, x->shape);
+}
+
+/* 1/(number of ties) at the maximal elements of each slice, 0 elsewhere:
+   max sends its gradient there, split evenly (axis < 0: all elements). */
+static nb_tensor *max_mask(const nb_tensor *x, const nb_tensor *out, int axis) {
+    nb_tensor *m = nb__const_like(x, 0.0);
+    if (!m) return NULL;
+    int64_t outer = 1, n = x->numel, inner = 1;
+    if (axis >= 0) axis_view(x, axis, &outer, &n, &inner);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            double best = out->data[o * inner + i];
+            int64_t ties = 0;
+            for (int64_t j = 0; j < n; j++) ties += x->data[(o * n + j) * inner + i] == best;
+            for (int64_t j = 0; j < n; j++)
+                if (x->data[(o * n + j) * inner + i] == best)
+                    m->data[(o * n + j) * inner + i] = 1.0 / (double)ties;
+        }
+    return m;
+}
+
+/* ---- the kernels --------------------------------------------------------------- */
+enum { R_SUM, R_MEAN, R_MAX };
+
+static void reduce_kernel(int kind, const nb_tensor *x, int64_t outer, int64_t n, int64_t inner,
+                          double *out) {
+    const double *a = x->data;
+    for (int64_t o = 0; o < outer; o++) {
+        double *r = out + o * inner;
+        if (kind == R_MAX) {
+            for (int64_t i = 0; i < inner; i++) r[i] = n ? a[o * n * inner + i] : -INFINITY;
+            for (int64_t j = 1; j < n; j++) {
+                const double *row = a + (o * n + j) * inner;
+                for (int64_t i = 0; i < inner; i++)
+                    if (row[i] > r[i] || isnan(row[i])) r[i] = isnan(r[i]) ? r[i] : row[i];
+            }
+        } else if (inner == 1) {
+            /* four partial sums: vectorises, and rounds a little better */
+            const double *row = a + o * n;
+            double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            int64_t j = 0;
+            for (; j + 4 <= n; j += 4) {
+                s0 += row[j];
+                s1 += row[j + 1];
+                s2 += row[j + 2];
+                s3 += row[j + 3];
+            }
+            for (; j < n; j++) s0 += row[j];
+            r[0] = (s0 + s1) + (s2 + s3);
+        } else {
+            for (int64_t i = 0; i < inner; i++) r[i] = 0.0;
+            for (int64_t j = 0; j < n; j++) {
+                const double *row = a + (o * n + j) * inner;
+                for (int64_t i = 0; i < inner; i++) r[i] += row[i];
+            }
+        }
+        if (kind == R_MEAN)
+            for (int64_t i = 0; i < inner; i++) r[i] /= (double)n;
+    }
+}
+
+static const nb__op all_ops[] = {NB__OP_SUM, NB__OP_MEAN, NB__OP_MAX};
+static const nb__op axis_ops[] = {NB__OP_SUM_AXIS, NB__OP_MEAN_AXIS, NB__OP_MAX_AXIS};
+
+static nb_tensor *reduce_all(int kind, nb_tensor *a) {
+    nb__op op = all_ops[kind];
+    if (nb__null_args(nb__ops[op].name, 1, &a)) return NULL;
+    if (kind == R_MAX && a->numel == 0) {
+        char s[NB__SHAPE_BUF];
+        return nb__err("max: a tensor of shape %s has no elements to take the max of",
+                       nb__shape_str(a->ndim, a->shape, s, sizeof s));
+    }
+    nb_tensor *o = nb__node(op, 0, NULL, 1, &a);
+    if (!o) return NULL;
+    reduce_kernel(kind, a, 1, a->numel, 1, o->data);
+    o->p.ax.axis = -1;
+    return nb__finish(o, 1, &a);
+}
+
+static nb_tensor *reduce_axis(int kind, nb_tensor *a, int axis, bool keep) {
+    nb__op op = axis_ops[kind];
+    const char *who = nb__ops[op].name;
+    if (nb__null_args(who, 1, &a)) return NULL;
+    int ax;
+    if (!nb__axis(who, a, axis, &ax)) return NULL;
+    if (kind == R_MAX && a->shape[ax] == 0) {
+        char s[NB__SHAPE_BUF];
+        return nb__err("max_axis: axis %d of shape %s has no elements", axis,
+                       nb__shape_str(a->ndim, a->shape, s, sizeof s));
+    }
+    int64_t shape[NB_MAX_DIMS], outer, n, inner;
+    int k = reduced_shape(a, ax, keep, shape);
+    nb_tensor *o = nb__node(op, k, shape, 1, &a);
+    if (!o) return NULL;
+    o->p.ax.axis = ax;
+    o->p.ax.keep = keep;
+    axis_view(a, ax, &outer, &n, &inner);
+    reduce_kernel(kind, a, outer, n, inner, o->data);
+    return nb__finish(o, 1, &a);
+}
+
+nb_tensor *nb_sum(nb_tensor *a) { return reduce_all(R_SUM, a); }
+nb_tensor *nb_mean(nb_tensor *a) { return reduce_all(R_MEAN, a); }
+nb_tensor *nb_max(nb_tensor *a) { return reduce_all(R_MAX, a); }
+nb_tensor *nb_sum_axis(nb_tensor *a, int axis, bool keep) { return reduce_axis(R_SUM, a, axis, keep); }
+nb_tensor *nb_mean_axis(nb_tensor *a, int axis, bool keep) { return reduce_axis(R_MEAN, a, axis, keep); }
+nb_tensor *nb_max_axis(nb_tensor *a, int axis, bool keep) { return reduce_axis(R_MAX, a, axis, keep); }
+
+/* ---- reduction rules ------------------------------------------------------------
+ * sum:  dx = broadcast(g)            (linear: JVP is the op itself)
+ * mean: dx = broadcast(g) / n
+ * max:  dx = broadcast(g) * mask     (mask: 1/ties at the maxima) */
+static int64_t count(const nb_tensor *out, const nb_tensor *x) {
+    return out->p.ax.axis < 0 ? x->numel : x->shape[out->p.ax.axis];
+}
+
+static int reduce_vjp(int kind, nb_tensor *out, nb_tensor *g, const bool *need, nb_tensor **gin) {
+    nb_tensor *x = out->in[0];
+    int axis = out->p.ax.axis;
+    nb_tensor *s = spread(g, x, axis, out->p.ax.keep);
+    if (kind == R_SUM) gin[0] = s;
+    else if (kind == R_MEAN) gin[0] = nb_scale(s, 1.0 / (double)count(out, x));
+    else gin[0] = nb_prod(s, max_mask(x, out, axis));
+    return nb__rule_ok(1, need, gin);
+}
+
+static nb_tensor *reduce_jvp(int kind, nb_tensor *out, nb_tensor *x, nb_tensor *t) {
+    int axis = out->p.ax.axis;
+    bool keep = out->p.ax.keep;
+    if (kind == R_MAX) t = nb_prod(t, max_mask(x, out, axis));
+    if (kind == R_MEAN) return axis < 0 ? nb_mean(t) : nb_mean_axis(t, axis, keep);
+    return axis < 0 ? nb_sum(t) : nb_sum_axis(t, axis, keep);
+}
+
+#define REDUCE_RULES(name, kind)                                                           \
+    int nb__vjp_##name(nb_tensor *out, nb_tensor *g, bool cg, const bool *need,           \
+                       nb_tensor **gin) {                                                  \
+        return reduce_vjp(kind, out, g, need, gin);                                        \
+    }                                                                                      \
+    nb_tensor *nb__jvp_##name(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) { \
+        return reduce_jvp(kind, out, in[0], tin[0]);                                       \
+    }
+REDUCE_RULES(sum, R_SUM)
+REDUCE_RULES(mean, R_MEAN)
+REDUCE_RULES(max, R_MAX)
+REDUCE_RULES(sum_axis, R_SUM)
+REDUCE_RULES(mean_axis, R_MEAN)
+REDUCE_RULES(max_axis, R_MAX)
+
+/* ---- softmax and log_softmax ------------------------------------------------------
+ * Both subtract the slice's maximum before exp, so no input overflows:
+ *   softmax(x)     = exp(x - m) / sum exp(x - m)
+ *   log_softmax(x) = x - m - log(sum exp(x - m)) */
+static nb_tensor *softmax_like(nb__op op, nb_tensor *a, int axis) {
+    const char *who = nb__ops[op].name;
+    if (nb__null_args(who, 1, &a)) return NULL;
+    int ax;
+    if (!nb__axis(who, a, axis, &ax)) return NULL;
+    nb_tensor *o = nb__node(op, a->ndim, a->shape, 1, &a);
+    if (!o) return NULL;
+    o->p.ax.axis = ax;
+    o->p.ax.keep = 1;
+    int64_t outer, n, inner;
+    axis_view(a, ax, &outer, &n, &inner);
+    const double *x = a->data;
+    double *y = o->data;
+    for (int64_t q = 0; q < outer; q++)
+        for (int64_t i = 0; i < inner; i++) {
+            const double *xs = x + q * n * inner + i;
+            double *ys = y + q * n * inner + i;
+            double m = -INFINITY, s = 0.0;
+            for (int64_t j = 0; j < n; j++) m = xs[j * inner] > m ? xs[j * inner] : m;
+            if (m == -INFINITY) m = 0.0; /* all -inf: exp gives 0s, not NaN from inf - inf */
+            for (int64_t j = 0; j < n; j++) {
+                double e = exp(xs[j * inner] - m);
+                s += e;
+                if (op == NB__OP_SOFTMAX) ys[j * inner] = e;
+            }
+            if (op == NB__OP_SOFTMAX)
+                for (int64_t j = 0; j < n; j++) ys[j * inner] /= s;
+            else {
+                double lse = m + log(s);
+                for (int64_t j = 0; j < n; j++) ys[j * inner] = xs[j * inner] - lse;
+            }
+        }
+    return nb__finish(o, 1, &a);
+}
+
+nb_tensor *nb_softmax(nb_tensor *a, int axis) { return softmax_like(NB__OP_SOFTMAX, a, axis); }
+nb_tensor *nb_log_softmax(nb_tensor *a, int axis) { return softmax_like(NB__OP_LOG_SOFTMAX, a, axis); }
+
+/* softmax: J = diag(y) - y y^T along the axis, so dx = y * (g - sum(g * y)) */
+int nb__vjp_softmax(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
+    int ax = out->p.ax.axis;
+    gin[0] = nb_prod(out, nb_sub(g, nb_sum_axis(nb_prod(g, out), ax, true)));
+    return nb__rule_ok(1, need, gin);
+}
+nb_tensor *nb__jvp_softmax(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    int ax = out->p.ax.axis;
+    nb_tensor *s = nb_softmax(in[0], ax);
+    return nb_prod(s, nb_sub(tin[0], nb_sum_axis(nb_prod(tin[0], s), ax, true)));
+}
+
+/* log_softmax: dx = g - softmax(x) * sum(g), with softmax(x) = exp(y) */
+int nb__vjp_log_softmax(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
+    int ax = out->p.ax.axis;
+    gin[0] = nb_sub(g, nb_prod(nb_exp(out), nb_sum_axis(g, ax, true)));
+    return nb__rule_ok(1, need, gin);
+}
+nb_tensor *nb__jvp_log_softmax(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    int ax = out->p.ax.axis;
+    return nb_sub(tin[0], nb_sum_axis(nb_prod(nb_softmax(in[0], ax), tin[0]), ax, true));
+}

@@ -1,0 +1,212 @@
+/*
+ * Shape ops: transpose, reshape, broadcast_to and its adjoint sum_to.  All
+ * four are linear, so each JVP is the op itself applied to the tangent, and
+ * each VJP is the adjoint op: transpose <-> transpose, reshape <-> reshape,
+ * broadcast_to <-> sum_to.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+/* Strides of a tensor of shape ts (tn dims) inside an n-d index space, its
+   axes aligned to the right; 0 along its size-1 (broadcast) axes. */
+static void bstrides(int tn, const int64_t *ts, int n, int64_t *st) {
+    int64_t s = 1;
+    for (int d = n - 1; d >= 0; d--) {
+        int k = d - (n - tn);
+        int64_t dim = k >= 0 ? ts[k] : 1;
+        st[d] = dim == 1 ? 0 : s;
+        s *= dim;
+    }
+}
+
+/* Visits the contiguous index space `shape` row by row (rows of the last
+   axis), with `off` the matching offset in a strided tensor. */
+#define STRIDED_ROWS(n, shape, st, total, BODY)                                           \
+    do {                                                                                  \
+        int64_t inner_ = (n) ? (shape)[(n) - 1] : 1, rows_ = inner_ ? (total) / inner_ : 0; \
+        int64_t idx_[NB_MAX_DIMS] = {0}, off = 0;                                         \
+        int64_t sl = (n) ? (st)[(n) - 1] : 0;                                             \
+        for (int64_t r = 0; r < rows_; r++) {                                             \
+            BODY;                                                                         \
+            for (int d_ = (n) - 2; d_ >= 0; d_--) {                                       \
+                off += (st)[d_];                                                          \
+                if (++idx_[d_] < (shape)[d_]) break;                                      \
+                off -= (st)[d_] * (shape)[d_];                                            \
+                idx_[d_] = 0;                                                             \
+            }                                                                             \
+        }                                                                                 \
+        (void)sl;                                                                         \
+    } while (0)
+
+/* can `from` be broadcast to `to` (numpy rules)? */
+static bool broadcastable(int fn, const int64_t *fs, int tn, const int64_t *ts) {
+    if (fn > tn) return false;
+    for (int i = 0; i < fn; i++) {
+        int64_t f = fs[fn - 1 - i], t = ts[tn - 1 - i];
+        if (f != t && f != 1) return false;
+    }
+    return true;
+}
+
+/* ---- broadcast_to ------------------------------------------------------------------ */
+nb_tensor *nb_broadcast_to(nb_tensor *a, int ndim, const int64_t *shape) {
+    if (nb__null_args("broadcast_to", 1, &a)) return NULL;
+    int64_t numel;
+    if (!nb__shape_ok("broadcast_to", ndim, shape, &numel)) return NULL;
+    if (!broadcastable(a->ndim, a->shape, ndim, shape)) {
+        char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
+        return nb__err("broadcast_to: cannot broadcast shape %s to %s",
+                       nb__shape_str(a->ndim, a->shape, s1, sizeof s1),
+                       nb__shape_str(ndim, shape, s2, sizeof s2));
+    }
+    nb_tensor *o = nb__node(NB__OP_BROADCAST_TO, ndim, shape, 1, &a);
+    if (!o) return NULL;
+    int64_t st[NB_MAX_DIMS];
+    bstrides(a->ndim, a->shape, ndim, st);
+    const double *src = a->data;
+    double *dst = o->data;
+    int64_t inner = ndim ? shape[ndim - 1] : 1;
+    if (a->numel == 1) {
+        for (int64_t i = 0; i < o->numel; i++) dst[i] = src[0];
+    } else {
+        STRIDED_ROWS(ndim, shape, st, o->numel, {
+            double *row = dst + r * inner;
+            for (int64_t j = 0; j < inner; j++) row[j] = src[off + j * sl];
+        });
+    }
+    return nb__finish(o, 1, &a);
+}
+
+int nb__vjp_broadcast_to(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
+    nb_tensor *x = out->in[0];
+    gin[0] = nb_sum_to(g, x->ndim, x->shape);
+    return nb__rule_ok(1, need, gin);
+}
+nb_tensor *nb__jvp_broadcast_to(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    return nb_broadcast_to(tin[0], out->ndim, out->shape);
+}
+
+/* ---- sum_to: sums a over the axes along which `shape` was broadcast ----------------- */
+nb_tensor *nb_sum_to(nb_tensor *a, int ndim, const int64_t *shape) {
+    if (nb__null_args("sum_to", 1, &a)) return NULL;
+    int64_t numel;
+    if (!nb__shape_ok("sum_to", ndim, shape, &numel)) return NULL;
+    if (!broadcastable(ndim, shape, a->ndim, a->shape)) {
+        char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
+        return nb__err("sum_to: shape %s does not broadcast to %s, so %s cannot be summed to it",
+                       nb__shape_str(ndim, shape, s1, sizeof s1),
+                       nb__shape_str(a->ndim, a->shape, s2, sizeof s2), s2);
+    }
+    nb_tensor *o = nb__node(NB__OP_SUM_TO, ndim, shape, 1, &a);
+    if (!o) return NULL;
+    int64_t st[NB_MAX_DIMS];
+    bstrides(ndim, shape, a->ndim, st);
+    double *dst = o->data;
+    const double *src = a->data;
+    int n = a->ndim;
+    int64_t inner = n ? a->shape[n - 1] : 1;
+    memset(dst, 0, (size_t)o->numel * sizeof(double));
+    STRIDED_ROWS(n, a->shape, st, a->numel, {
+        const double *row = src + r * inner;
+        if (sl == 0) {
+            double s = 0.0;
+            for (int64_t j = 0; j < inner; j++) s += row[j];
+            dst[off] += s;
+        } else {
+            for (int64_t j = 0; j < inner; j++) dst[off + j * sl] += row[j];
+        }
+    });
+    return nb__finish(o, 1, &a);
+}
+
+int nb__vjp_sum_to(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
+    nb_tensor *x = out->in[0];
+    gin[0] = nb_broadcast_to(g, x->ndim, x->shape);
+    return nb__rule_ok(1, need, gin);
+}
+nb_tensor *nb__jvp_sum_to(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    return nb_sum_to(tin[0], out->ndim, out->shape);
+}
+
+/* ---- reshape ------------------------------------------------------------------------- */
+nb_tensor *nb_reshape(nb_tensor *a, int ndim, const int64_t *shape) {
+    if (nb__null_args("reshape", 1, &a)) return NULL;
+    if (ndim < 0 || ndim > NB_MAX_DIMS || (ndim > 0 && !shape))
+        return nb__err("reshape: %d dimensions requested; a tensor has 0 to %d", ndim, NB_MAX_DIMS);
+    int64_t s[NB_MAX_DIMS], known = 1;
+    int infer = -1;
+    char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
+    for (int i = 0; i < ndim; i++) {
+        s[i] = shape[i];
+        if (s[i] == -1 && infer < 0) infer = i;
+        else if (s[i] < 0)
+            return nb__err("reshape: invalid size %lld in shape %s", (long long)s[i],
+                           nb__shape_str(ndim, shape, s1, sizeof s1));
+        else if (s[i] > 0 && known > INT64_MAX / s[i]) known = -1; /* overflow: cannot match */
+        else if (known >= 0) known *= s[i];
+    }
+    if (infer >= 0) {
+        if (known <= 0 || a->numel % known != 0)
+            return nb__err("reshape: cannot reshape a tensor of shape %s (%lld elements) into %s",
+                           nb__shape_str(a->ndim, a->shape, s1, sizeof s1), (long long)a->numel,
+                           nb__shape_str(ndim, shape, s2, sizeof s2));
+        s[infer] = a->numel / known;
+        known = a->numel;
+    }
+    if (known != a->numel)
+        return nb__err("reshape: cannot reshape a tensor of shape %s (%lld elements) into %s",
+                       nb__shape_str(a->ndim, a->shape, s1, sizeof s1), (long long)a->numel,
+                       nb__shape_str(ndim, shape, s2, sizeof s2));
+    nb_tensor *o = nb__node(NB__OP_RESHAPE, ndim, s, 1, &a);
+    if (!o) return NULL;
+    if (o->numel) memcpy(o->data, a->data, (size_t)o->numel * sizeof(double));
+    return nb__finish(o, 1, &a);
+}
+
+int nb__vjp_reshape(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
+    nb_tensor *x = out->in[0];
+    gin[0] = nb_reshape(g, x->ndim, x->shape);
+    return nb__rule_ok(1, need, gin);
+}
+nb_tensor *nb__jvp_reshape(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    return nb_reshape(tin[0], out->ndim, out->shape);
+}
+
+/* ---- transpose: swaps the last two axes; below 2-d it is the identity ------------------ */
+nb_tensor *nb_transpose(nb_tensor *a) {
+    if (nb__null_args("transpose", 1, &a)) return NULL;
+    int64_t shape[NB_MAX_DIMS];
+    int n = a->ndim;
+    memcpy(shape, a->shape, sizeof shape);
+    if (n >= 2) {
+        shape[n - 2] = a->shape[n - 1];
+        shape[n - 1] = a->shape[n - 2];
+    }
+    nb_tensor *o = nb__node(NB__OP_TRANSPOSE, n, shape, 1, &a);
+    if (!o) return NULL;
+    if (n < 2) {
+        if (o->numel) memcpy(o->data, a->data, (size_t)o->numel * sizeof(double));
+    } else {
+        int64_t R = a->shape[n - 2], C = a->shape[n - 1], mat = R * C;
+        int64_t batch = mat ? a->numel / mat : 0;
+        enum { TB = 32 }; /* tiles keep both sides in cache */
+        for (int64_t b = 0; b < batch; b++) {
+            const double *src = a->data + b * mat;
+            double *dst = o->data + b * mat;
+            for (int64_t i0 = 0; i0 < R; i0 += TB)
+                for (int64_t j0 = 0; j0 < C; j0 += TB)
+                    for (int64_t i = i0; i < R && i < i0 + TB; i++)
+                        for (int64_t j = j0; j < C && j < j0 + TB; j++) dst[j * R + i] = src[i * C + j];
+        }
+    }
+    return nb__finish(o, 1, &a);
+}
+
+int nb__vjp_transpose(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
+    gin[0] = nb_transpose(g);
+    return nb__rule_ok(1, need, gin);
+}
+nb_tensor *nb__jvp_transpose(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    return nb_transpose(tin[0]);
+}
