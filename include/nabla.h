@@ -238,6 +238,14 @@ NB_API int nb_gradgradcheck(nb_multi_fn f, int n, nb_tensor *const *inputs, void
 NB_API const char *nb_last_error(void);                    /* NULL when none; names the op and shapes */
 NB_API void        nb_clear_error(void);
 
+/* Anomaly detection (like PyTorch's detect_anomaly), per thread, off by
+   default.  When on, the first op whose forward result, or whose gradient in
+   a backward sweep, contains a NaN or an infinity fails: it returns NULL (or
+   the sweep returns -1) with a message naming the op and the element, e.g.
+   "anomaly: forward log:3 produced NaN at element 2".  NaN and inf otherwise
+   flow through every op as IEEE 754 says.  Returns the previous setting. */
+NB_API bool        nb_set_anomaly_detection(bool on);
+
 /* ===================================================================== */
 /* Graph. */
 
@@ -256,6 +264,252 @@ NB_API int nb_set_num_threads(int n);
 /* ===================================================================== */
 /* Training: parameters, layers, losses, optimizers, data (src/nn/).       */
 /* @@NN@@ (this section belongs to src/nn; keep it below this line)        */
+/*
+ * The pieces a training loop is made of:
+ *
+ *     nb_params *P = nb_params_new();                      // outlives every step
+ *     nb_mlp *net = nb_mlp_new(P, "mlp", 4, (int64_t[]){784, 256, 128, 10},
+ *                              NB_ACT_RELU, NB_INIT_AUTO, seed);
+ *     nb_optim *opt = nb_adam_new(P, 1e-3, 0.9, 0.999, 1e-8, 0.0);
+ *     for each minibatch (x (B, 784), y (B,) of class indices):
+ *         size_t mark = nb_scope_begin();
+ *         nb_tensor *loss = nb_cross_entropy(nb_mlp_forward(net, x), y);
+ *         nb_backward(loss, NULL);                           // grads land in P's slab
+ *         nb_optim_step(opt);                               // one loop over the slab
+ *         nb_params_zero_grad(P);
+ *         nb_scope_end(mark);
+ *     nb_params_save(P, "model.nbp");
+ *     nb_optim_free(opt); nb_mlp_free(net); nb_params_free(P);
+ *
+ * Objects here (nb_params, nb_mlp, nb_optim, nb_batcher, nb_plot) are plain
+ * heap objects with a _new and a _free (NULL-safe); they are not tensors and
+ * never go into a scope.  Functions that return tensors follow the MEMORY
+ * MODEL above (the new tensor goes into the current scope).  Errors: NULL or
+ * -1 and nb_last_error(), never abort.
+ */
+
+/* ---- random numbers ------------------------------------------------------
+   A small reproducible generator (splitmix64) for initialisation, shuffling
+   and synthetic data.  Same seed, same stream, on every platform. */
+typedef struct nb_rng {
+    uint64_t state;
+    double spare;      /* Box-Muller's second value */
+    int has_spare;
+} nb_rng;
+NB_API void     nb_rng_seed(nb_rng *r, uint64_t seed);
+NB_API uint64_t nb_rng_next(nb_rng *r);                    /* 64 random bits       */
+NB_API double   nb_rng_uniform(nb_rng *r);                 /* U[0, 1), 53 bits     */
+NB_API double   nb_rng_normal(nb_rng *r);                  /* N(0, 1)              */
+NB_API int64_t  nb_rng_below(nb_rng *r, int64_t n);        /* uniform in [0, n), n >= 1; 0 when n < 1 */
+
+/* ---- parameters ------------------------------------------------------------
+   A parameter store keeps every parameter's values in ONE contiguous slab of
+   doubles and their gradients in a second slab of the same layout, so an
+   optimizer step is one loop and saving is one write.  Each parameter is a
+   leaf tensor (requires_grad true) whose data points into the value slab and
+   whose gradient (nb_grad) is a tensor pointing into the gradient slab:
+   nb_backward accumulates into it in place.  The tensors belong to the store:
+   borrow them, never nb_release them (nb_retain one to keep it past
+   nb_params_free; its data then stays valid).  Adding a parameter may move
+   the slabs (the tensors are updated): take nb_params_data() pointers again
+   after adding. */
+typedef struct nb_params nb_params;
+
+NB_API nb_params  *nb_params_new(void);
+NB_API void        nb_params_free(nb_params *p);           /* NULL-safe */
+/* A new parameter of `shape`, zero-filled, named `name` (1..63 characters,
+   unique in the store).  Borrowed; NULL + error on a bad shape, an empty,
+   long or duplicate name, or no memory (the store is then unchanged). */
+NB_API nb_tensor  *nb_params_add(nb_params *p, const char *name, int ndim, const int64_t *shape);
+NB_API int64_t     nb_params_count(const nb_params *p);    /* number of parameter tensors */
+NB_API int64_t     nb_params_numel(const nb_params *p);    /* total number of values      */
+NB_API nb_tensor  *nb_params_get(const nb_params *p, int64_t i);   /* borrowed; NULL out of range */
+NB_API const char *nb_params_name(const nb_params *p, int64_t i);  /* borrowed; NULL out of range */
+NB_API nb_tensor  *nb_params_find(const nb_params *p, const char *name); /* NULL when absent (no error set) */
+NB_API double     *nb_params_data(nb_params *p);           /* the value slab, numel doubles    */
+NB_API double     *nb_params_grad(nb_params *p);           /* the gradient slab, same layout   */
+NB_API void        nb_params_zero_grad(nb_params *p);      /* gradient slab := 0 */
+/* One line per parameter (name, shape, count) and a total, to `out`. */
+NB_API void        nb_params_summary(const nb_params *p, FILE *out);
+
+/* Saving and loading.  The file format (version 1; integers little-endian):
+ *     offset 0  8 bytes   magic "NBPARAMS"
+ *               uint32    version = 1
+ *               uint32    count: number of tensors
+ *     count times:
+ *               uint32    name length L (1..63), then L bytes of name (no NUL)
+ *               uint32    ndim (0..8), then ndim int64 sizes
+ *     then      the values of every tensor, in the order above, row-major,
+ *               IEEE-754 float64 little-endian
+ *     last      uint32    CRC-32 (IEEE 802.3, as zlib's crc32) of all bytes before it
+ * nb_params_load reads the whole file and checks everything (magic, version,
+ * size, checksum, that the file holds exactly the store's names, each with the
+ * store's shape, in any order) BEFORE copying the values in: on any error it
+ * returns -1 with a message naming the file and the problem, and the store is
+ * unchanged.  Gradients and optimizer state are not saved.  0 or -1. */
+NB_API int nb_params_save(const nb_params *p, const char *path);
+NB_API int nb_params_load(nb_params *p, const char *path);
+
+/* ---- initialisation ---------------------------------------------------------
+   Fills t's values in place (t need not belong to a store).  fan_in and
+   fan_out are those of the layer (Linear: in and out features).  Seeded:
+   the same seed gives the same values.  0, or -1 on a NULL tensor or a
+   non-positive fan (for the kinds that use it). */
+typedef enum nb_init_kind {
+    NB_INIT_AUTO = 0,        /* nb_mlp: He normal with ReLU, Xavier uniform otherwise */
+    NB_INIT_ZEROS,
+    NB_INIT_XAVIER_UNIFORM,  /* U(-a, a), a = sqrt(6 / (fan_in + fan_out))  (Glorot) */
+    NB_INIT_XAVIER_NORMAL,   /* N(0, 2 / (fan_in + fan_out))                         */
+    NB_INIT_HE_UNIFORM,      /* U(-a, a), a = sqrt(6 / fan_in)             (Kaiming) */
+    NB_INIT_HE_NORMAL,       /* N(0, 2 / fan_in)                                     */
+} nb_init_kind;
+NB_API int nb_init_tensor(nb_tensor *t, nb_init_kind kind, int64_t fan_in, int64_t fan_out,
+                          uint64_t seed);
+
+/* ---- layers -----------------------------------------------------------------
+   Linear: y = x Wᵀ + b, x (..., in) -> y (..., out), W (out, in) and b (out,)
+   stored in a nb_params as "<name>.weight" and "<name>.bias".  The struct
+   only borrows its tensors (the store owns them): there is nothing to free. */
+typedef enum nb_activation {
+    NB_ACT_NONE = 0, NB_ACT_RELU, NB_ACT_TANH, NB_ACT_SIGMOID
+} nb_activation;
+NB_API nb_tensor *nb_activate(nb_tensor *x, nb_activation act);  /* the identity for NB_ACT_NONE */
+
+typedef struct nb_linear {
+    nb_tensor *weight;       /* (out, in), borrowed from the store */
+    nb_tensor *bias;         /* (out,), or NULL without bias       */
+    int64_t in, out;
+} nb_linear;
+/* Adds the layer's parameters to p: W initialised by `init` (NB_INIT_AUTO
+   means Xavier uniform) with fan_in = in, fan_out = out; b zeros.
+   0, or -1 + error (bad sizes, duplicate names, no memory; p unchanged). */
+NB_API int nb_linear_init(nb_linear *l, nb_params *p, const char *name, int64_t in,
+                          int64_t out, bool bias, nb_init_kind init, uint64_t seed);
+NB_API nb_tensor *nb_linear_forward(const nb_linear *l, nb_tensor *x);
+
+/* A multilayer perceptron sizes[0] -> sizes[1] -> ... -> sizes[n-1]: n-1
+   Linear layers named "<name>.<i>" (i from 0), `act` after every layer but
+   the last (which gives raw outputs: logits).  Layer i is seeded with
+   seed + i.  NULL + error on fewer than 2 sizes, a size < 1, or no memory
+   (the store is then unchanged). */
+typedef struct nb_mlp nb_mlp;
+NB_API nb_mlp    *nb_mlp_new(nb_params *p, const char *name, int n_sizes, const int64_t *sizes,
+                             nb_activation act, nb_init_kind init, uint64_t seed);
+NB_API void       nb_mlp_free(nb_mlp *m);                  /* NULL-safe; the parameters stay in p */
+NB_API nb_tensor *nb_mlp_forward(const nb_mlp *m, nb_tensor *x);  /* (B, sizes[0]) -> (B, sizes[n-1]) */
+NB_API int        nb_mlp_num_layers(const nb_mlp *m);
+NB_API const nb_linear *nb_mlp_layer(const nb_mlp *m, int i);    /* NULL out of range */
+
+/* ---- losses -------------------------------------------------------------------
+   Each returns a 0-d tensor, the mean over the batch, built from
+   differentiable ops (so it can be differentiated twice). */
+/* mean((pred - target)^2) over all elements; shapes must be equal (no
+   broadcasting: (N, 1) against (N,) is an error, not an (N, N) loss). */
+NB_API nb_tensor *nb_mse_loss(nb_tensor *pred, nb_tensor *target);
+/* Cross-entropy from logits (B, C) and labels: B class indices in [0, C)
+   stored as doubles, shape (B,) or (B, 1).  -(1/B) sum_i log_softmax(z_i)[y_i]:
+   finite for any finite logits; gradient (softmax - onehot) / B.  Error on a
+   label that is not an integer in range (names the row). */
+NB_API nb_tensor *nb_cross_entropy(nb_tensor *logits, nb_tensor *labels);
+/* Binary cross-entropy from logits z and targets y in [0, 1] of z's shape:
+   mean(max(z, 0) - z y + log(1 + exp(-|z|))), stable for any z, gradient
+   (sigmoid(z) - y) / N (exact at z = 0 too). */
+NB_API nb_tensor *nb_bce_with_logits(nb_tensor *logits, nb_tensor *targets);
+/* Row-wise argmax of a (B, C) tensor into out[B] (first maximum wins). 0 or -1. */
+NB_API int        nb_argmax_rows(const nb_tensor *scores, int64_t *out);
+/* Fraction of rows of scores (B, C) whose argmax equals the label; NaN + error on bad shapes. */
+NB_API double     nb_accuracy(const nb_tensor *scores, const nb_tensor *labels);
+
+/* ---- optimizers ------------------------------------------------------------------
+   An optimizer updates every value of a store from its gradient slab, in one
+   loop, and keeps its state (momentum, moments) in slabs of the same layout;
+   parameters added to the store later get zero state.  It does not zero the
+   gradients: call nb_params_zero_grad after each step.
+   SGD (as PyTorch): g = grad + wd p;  v = momentum v + g;  p -= lr v
+     (momentum 0: p -= lr g).
+   Adam (Kingma & Ba, with bias correction; wd as L2 added to the gradient):
+     g = grad + wd p;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+     p -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps),  t = 1, 2, ...
+   _new: NULL + error on a NULL store, lr <= 0, or a coefficient out of
+   range (momentum, b1, b2 in [0, 1), eps > 0, wd >= 0). */
+typedef struct nb_optim nb_optim;
+NB_API nb_optim *nb_sgd_new(nb_params *p, double lr, double momentum, double weight_decay);
+NB_API nb_optim *nb_adam_new(nb_params *p, double lr, double beta1, double beta2, double eps,
+                             double weight_decay);
+NB_API int       nb_optim_step(nb_optim *o);               /* 0 or -1 */
+NB_API void      nb_optim_set_lr(nb_optim *o, double lr);  /* schedules */
+NB_API double    nb_optim_lr(const nb_optim *o);
+NB_API int64_t   nb_optim_steps(const nb_optim *o);        /* steps taken so far */
+NB_API void      nb_optim_free(nb_optim *o);               /* NULL-safe */
+
+/* ---- data ---------------------------------------------------------------------------
+   Readers return a new tensor (into the current scope) with requires_grad
+   false.  Bad files never crash: NULL + an error naming the file and what is
+   wrong (and where). */
+/* IDX (the MNIST format): magic 00 00 <type> <ndim>, ndim big-endian uint32
+   sizes, then the big-endian values (type 0x08 ubyte, 0x09 byte, 0x0B int16,
+   0x0C int32, 0x0D float32, 0x0E float64).  Gzip-compressed files (.gz) are
+   read through zlib (when nabla is built with it).  The result has the
+   file's shape and its values converted to double (ubyte 0..255 as is). */
+NB_API nb_tensor *nb_idx_read(const char *path);
+/* A CSV file of numbers: one row per line, fields separated by `delim`
+   (',' ';' '\t' ...), blank lines skipped, optionally a header line skipped.
+   Every row must have the same number of fields.  Result (rows, cols). */
+NB_API nb_tensor *nb_csv_read(const char *path, char delim, bool header);
+/* The rows idx[0..n) of x (first axis), as a new tensor (n, ...) with
+   requires_grad false: a minibatch.  NULL + error on an index out of range. */
+NB_API nb_tensor *nb_gather_rows(const nb_tensor *x, const int64_t *idx, int64_t n);
+/* out[0..n) := a uniformly random permutation of 0..n-1 (Fisher-Yates), seeded. */
+NB_API void       nb_permutation(int64_t n, uint64_t seed, int64_t *out);
+
+/* Minibatches of indices into a data set of n examples: each epoch is a new
+   permutation (seeded by seed and the epoch number; no shuffle: in order)
+   cut into batches of batch_size (the last one smaller, unless drop_last). */
+typedef struct nb_batcher nb_batcher;
+NB_API nb_batcher *nb_batcher_new(int64_t n, int64_t batch_size, bool shuffle, bool drop_last,
+                                  uint64_t seed);
+/* Points *idx at the next batch's indices (borrowed, valid until the next
+   call) and returns its size; returns 0 at the end of an epoch, after which
+   the next call starts the next epoch. */
+NB_API int64_t     nb_batcher_next(nb_batcher *b, const int64_t **idx);
+NB_API int64_t     nb_batcher_num_batches(const nb_batcher *b);  /* per epoch */
+NB_API int64_t     nb_batcher_epoch(const nb_batcher *b);        /* epochs completed so far */
+NB_API void        nb_batcher_free(nb_batcher *b);               /* NULL-safe */
+
+/* ---- pictures (SVG, written by nabla itself) -------------------------------------
+   A figure of n_panels panels side by side, each panel_w x panel_h pixels.
+   nb_plot_panel selects a panel and sets its data ranges, title and axis
+   labels (text may be NULL); every later drawing call draws into it, in data
+   coordinates (clipped to the panel).  Colours are SVG colours ("#1f77b4",
+   "black").  Drawing calls return 0, or -1 on bad arguments. */
+typedef struct nb_plot nb_plot;
+NB_API nb_plot *nb_plot_new(int n_panels, double panel_w, double panel_h);
+NB_API int  nb_plot_panel(nb_plot *p, int i, double xmin, double xmax, double ymin, double ymax,
+                          const char *title, const char *xlabel, const char *ylabel);
+/* Colour map (viridis-like) of t in [0, 1] (clamped) as "#rrggbb" into out[8]. */
+NB_API void nb_plot_colormap(double t, char out[8]);
+/* The value grid z[j * nx + i] at x = xmin + i (xmax-xmin)/(nx-1), y likewise
+   (row j = 0 at ymin), as coloured cells: z mapped linearly from [zmin, zmax]
+   through the colour map. */
+NB_API int  nb_plot_heatmap(nb_plot *p, int nx, int ny, const double *z, double zmin, double zmax);
+/* Cells with explicit colours rgb[j * nx + i] = 0xRRGGBB, same grid as above. */
+NB_API int  nb_plot_cells(nb_plot *p, int nx, int ny, const uint32_t *rgb);
+/* Contour lines of the same grid at n_levels levels evenly spaced strictly
+   inside [zmin, zmax] (marching squares). */
+NB_API int  nb_plot_contour(nb_plot *p, int nx, int ny, const double *z, double zmin, double zmax,
+                            int n_levels, const char *color, double width);
+/* A polyline through (x[k], y[k]); non-finite points break the line.
+   marker_r > 0 also draws a dot of that radius (pixels) at every point. */
+NB_API int  nb_plot_line(nb_plot *p, int64_t n, const double *x, const double *y,
+                         const char *color, double width, double marker_r);
+NB_API int  nb_plot_points(nb_plot *p, int64_t n, const double *x, const double *y,
+                           const char *color, double radius);
+/* Arrows from (x, y) to (x + scale dx, y + scale dy), in data units. */
+NB_API int  nb_plot_arrows(nb_plot *p, int64_t n, const double *x, const double *y,
+                           const double *dx, const double *dy, double scale, const char *color);
+NB_API int  nb_plot_legend(nb_plot *p, const char *label, const char *color);  /* current panel */
+NB_API int  nb_plot_save(const nb_plot *p, const char *path);   /* 0 or -1 + error */
+NB_API void nb_plot_free(nb_plot *p);                           /* NULL-safe */
 
 #ifdef __cplusplus
 }

@@ -277,11 +277,11 @@ static int sweep(const char *who, int nroots, nb_tensor *const *roots, nb_tensor
                     rc = -1;
                     break;
                 }
-                if (T->anomaly && !nb__check_finite(g, "backward of")) {
-                    char msg[sizeof T->error];
-                    memcpy(msg, T->error, sizeof msg);
-                    msg[sizeof msg - 1] = 0;
-                    nb__err("%s (gradient of input %d of %s)", msg, i + 1, nb_name(x));
+                int64_t bad = T->anomaly ? nb__first_nonfinite(g) : -1;
+                if (bad >= 0) {
+                    nb__err("anomaly: backward of %s produced %s in the gradient of input %d "
+                            "(%s) at element %lld", nb_name(x), isnan(g->data[bad]) ? "NaN" : "inf",
+                            i + 1, nb_name(in), (long long)bad);
                     rc = -1;
                     break;
                 }
@@ -556,13 +556,23 @@ nb_tensor *nb_hvp(nb_fn f, nb_tensor *x, nb_tensor *v, void *ctx) {
 }
 
 /* ---- anomaly detection ---------------------------------------------------------- */
+bool nb_set_anomaly_detection(bool on) {
+    nb__tls *T = nb__T();
+    bool prev = T->anomaly;
+    T->anomaly = on;
+    return prev;
+}
+
+int64_t nb__first_nonfinite(const nb_tensor *t) {
+    for (int64_t i = 0; i < t->numel; i++)
+        if (!isfinite(t->data[i])) return i;
+    return -1;
+}
+
 bool nb__check_finite(const nb_tensor *t, const char *phase) {
-    for (int64_t i = 0; i < t->numel; i++) {
-        if (!isfinite(t->data[i])) {
-            nb__err("anomaly: %s %s produced %s at element %lld", phase, nb_name(t),
-                    isnan(t->data[i]) ? "NaN" : "inf", (long long)i);
-            return false;
-        }
-    }
-    return true;
+    int64_t i = nb__first_nonfinite(t);
+    if (i < 0) return true;
+    nb__err("anomaly: %s %s produced %s at element %lld", phase, nb_name(t),
+            isnan(t->data[i]) ? "NaN" : "inf", (long long)i);
+    return false;
 }

@@ -161,9 +161,19 @@ nb_tensor *nb__node(nb__op op, int ndim, const int64_t *shape, int nin, nb_tenso
    Releases out and returns NULL if a step fails. */
 nb_tensor *nb__finish(nb_tensor *out, int nin, nb_tensor *const *in);
 /* true when any argument is NULL; sets "<who>: NULL argument" if no error is set */
-bool nb__null_args(const char *who, int n, nb_tensor *const *in);
+bool nb__null_args_slow(const char *who, int n, nb_tensor *const *in);
+static inline bool nb__null_args(const char *who, int n, nb_tensor *const *in) {
+    for (int i = 0; i < n; i++)
+        if (!in[i]) return nb__null_args_slow(who, n, in);
+    return false;
+}
 static inline bool nb__recording(void) { return !nb__T()->grad_disabled; }
-bool nb__same_shape(const nb_tensor *a, const nb_tensor *b);
+static inline bool nb__same_shape(const nb_tensor *a, const nb_tensor *b) {
+    if (a->ndim != b->ndim) return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return false;
+    return true;
+}
 /* numpy broadcasting of two shapes; false if they cannot be. */
 bool nb__broadcast_shape(int na, const int64_t *sa, int nb, const int64_t *sb,
                          int *nout, int64_t *out);
@@ -206,7 +216,11 @@ int nb__num_threads(void);
 void nb__parallel_for(int64_t n, int64_t min_per_thread,
                       void (*fn)(int64_t lo, int64_t hi, void *ctx), void *ctx);
 
+/* ---- failure injection (tests): the Nth allocation from now fails; 0 = off --- */
+static inline void nb__fail_alloc_after(int64_t n) { nb__T()->fail_countdown = n; }
+
 /* ---- anomaly detection ------------------------------------------------------ */
 bool nb__check_finite(const nb_tensor *t, const char *phase);
+int64_t nb__first_nonfinite(const nb_tensor *t);   /* index, or -1 when all finite */
 
 #endif /* NABLA_INTERNAL_H */

@@ -69,7 +69,7 @@ const char *nb__shape_str(int ndim, const int64_t *shape, char *buf, size_t size
     return buf;
 }
 
-bool nb__null_args(const char *who, int n, nb_tensor *const *in) {
+bool nb__null_args_slow(const char *who, int n, nb_tensor *const *in) {
     for (int i = 0; i < n; i++) {
         if (!in[i]) {
             if (!nb__T()->has_error) nb__err("%s: NULL argument %d", who, i + 1);
@@ -119,7 +119,7 @@ int nb__grow(void **arr, size_t *cap, size_t need, size_t elem) {
  * (so at most 25% is wasted).  Freed blocks go onto the freeing thread's list
  * of their class and are reused, so a training loop stops calling malloc once
  * it has seen one step. */
-static int size_class(size_t bytes, size_t *cls_bytes) {
+static inline int size_class(size_t bytes, size_t *cls_bytes) {
     if (bytes <= 256) {
         *cls_bytes = 256;
         return 0;
@@ -131,7 +131,7 @@ static int size_class(size_t bytes, size_t *cls_bytes) {
     return 1 + (e - 8) * 4 + (int)k;
 }
 
-static size_t class_bytes(int cls) {
+static inline size_t class_bytes(int cls) {
     if (cls == 0) return 256;
     int e = (cls - 1) / 4 + 8, k = (cls - 1) % 4;
     return ((size_t)1 << e) + (size_t)(k + 1) * ((size_t)1 << (e - 2));
@@ -185,22 +185,23 @@ bool nb__shape_ok(const char *who, int ndim, const int64_t *shape, int64_t *nume
         nb__err("%s: NULL shape for a %d-d tensor", who, ndim);
         return false;
     }
-    /* the block must fit in size_t and in int64 elements, with room for the header */
+    /* the block (header + 8 bytes an element) must fit in half of size_t */
     const int64_t limit = (int64_t)((SIZE_MAX / 2 - NB__HDR) / sizeof(double));
     int64_t n = 1;
+    bool over = false;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) {
             char s[NB__SHAPE_BUF];
             nb__err("%s: negative size in shape %s", who, nb__shape_str(ndim, shape, s, sizeof s));
             return false;
         }
-        if (shape[i] > 0 && n > limit / shape[i]) {
-            char s[NB__SHAPE_BUF];
-            nb__err("%s: shape %s has too many elements (the size overflows)", who,
-                    nb__shape_str(ndim, shape, s, sizeof s));
-            return false;
-        }
-        n *= shape[i];
+        over |= __builtin_mul_overflow(n, shape[i], &n);
+    }
+    if (over || n > limit) {
+        char s[NB__SHAPE_BUF];
+        nb__err("%s: shape %s has too many elements (the size overflows)", who,
+                nb__shape_str(ndim, shape, s, sizeof s));
+        return false;
     }
     *numel = n;
     return true;
@@ -212,20 +213,27 @@ static nb_tensor *alloc_header(const char *who, int ndim, const int64_t *shape, 
     int cls = size_class(bytes, &cb);
     nb_tensor *t = block_get(cls, cb);
     if (!t) {
-        nb__tls *T = nb__T();
         char s[NB__SHAPE_BUF];
         nb__err("%s: out of memory for a tensor of shape %s", who,
                 nb__shape_str(ndim, shape, s, sizeof s));
-        (void)T;
         return NULL;
     }
-    memset(t, 0, sizeof *t);
+    /* every field, without a memset of the whole header (the hot path) */
     t->data = (double *)((char *)t + NB__HDR);
-    t->ndim = (uint8_t)ndim;
-    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->in[0] = t->in[1] = t->in[2] = NULL;
+    t->grad = t->tangent = t->gacc = NULL;
+    t->storage = NULL;
     t->numel = numel;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->p.f = 0.0;
     t->refcount = 1;
+    t->visit = 0;
+    t->name_k = 0;
+    t->op = t->name_op = NB__OP_IN;
+    t->ndim = (uint8_t)ndim;
+    t->nin = t->flags = t->name_kind = t->psub = 0;
     t->size_class = (uint8_t)cls;
+    t->name[0] = 0;
     nb__tls *T = nb__T();
     if (!T->initialised) tls_init(T);
     T->stats.live_tensors++;
@@ -490,13 +498,6 @@ nb_tensor *nb_tangent(const nb_tensor *t) { return t ? t->tangent : NULL; }
 
 void nb_zero_grad(nb_tensor *t) {
     if (t && t->grad) memset(t->grad->data, 0, (size_t)t->grad->numel * sizeof(double));
-}
-
-bool nb__same_shape(const nb_tensor *a, const nb_tensor *b) {
-    if (a->ndim != b->ndim) return false;
-    for (int i = 0; i < a->ndim; i++)
-        if (a->shape[i] != b->shape[i]) return false;
-    return true;
 }
 
 bool nb__axis(const char *who, const nb_tensor *a, int axis, int *out) {

@@ -112,15 +112,19 @@ static nb_tensor *binary(nb__op op, int k, nb_tensor *a, nb_tensor *b) {
     nb_tensor *in[2] = {a, b};
     const char *who = nb__ops[op].name;
     if (nb__null_args(who, 2, in)) return NULL;
-    int n;
+    int n = a->ndim;
     int64_t shape[NB_MAX_DIMS];
-    if (!nb__broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, &n, shape)) {
+    const int64_t *os = a->shape; /* equal shapes: the common case */
+    if (!nb__same_shape(a, b)) {
+        os = shape;
+        if (!nb__broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, &n, shape)) {
         char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
         return nb__err("%s: shapes %s and %s cannot be broadcast", who,
                        nb__shape_str(a->ndim, a->shape, s1, sizeof s1),
                        nb__shape_str(b->ndim, b->shape, s2, sizeof s2));
+        }
     }
-    nb_tensor *o = nb__node(op, n, shape, 2, in);
+    nb_tensor *o = nb__node(op, n, os, 2, in);
     if (!o) return NULL;
     binary_kernel(k, o, a, b);
     return nb__finish(o, 2, in);

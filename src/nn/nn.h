@@ -1,0 +1,50 @@
+/*
+ * src/nn internals: helpers shared by the training pieces (not installed).
+ */
+#ifndef NABLA_NN_H
+#define NABLA_NN_H
+
+#include "internal.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The slab behind a parameter store: refcounted storage (the base must come
+   first) owning `data`.  Every parameter tensor holds a reference, so a
+   tensor retained past its store keeps its values. */
+typedef struct nb__slab {
+    nb__storage base;
+    double *data;
+} nb__slab;
+
+/* Internal view of the store, shared with optim.c. */
+typedef struct nb__param_entry {
+    char name[64];
+    nb_tensor *t;        /* the leaf, data = val->data + off   */
+    nb_tensor *g;        /* its gradient, data = grad->data + off */
+    int64_t off, numel;
+} nb__param_entry;
+
+struct nb_params {
+    nb__slab *val, *grad;     /* one reference each                 */
+    int64_t numel, cap;       /* values used / allocated in a slab  */
+    nb__param_entry *e;
+    int64_t n, ecap;
+};
+
+/* Removes the parameters added after the first n (undoing a failed build). */
+void nb__params_truncate(nb_params *p, int64_t n);
+
+/* CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), continuing crc. */
+uint32_t nb__crc32(uint32_t crc, const void *buf, size_t len);
+
+/* A new leaf of `shape` with requires_grad false, data uninitialised, named
+   "in:<k>", pooled into the current scope (readers, gather). */
+nb_tensor *nb__data_tensor(const char *who, int ndim, const int64_t *shape);
+
+/* Reads a whole file (through zlib when it is gzip-compressed and zlib is
+   available) into a new nb__malloc buffer.  NULL + "<who>: <path>: ..." on
+   failure. */
+unsigned char *nb__read_file(const char *who, const char *path, size_t *len, bool gunzip);
+
+#endif /* NABLA_NN_H */
