@@ -91,12 +91,22 @@ static void bcast_init(bcast *it, const nb_tensor *o, const nb_tensor *a, const 
 
 enum { K_ADD, K_SUB, K_MUL, K_DIV, K_MAX, K_MASK_GT };
 
-static void binary_kernel(int k, nb_tensor *o, const nb_tensor *a, const nb_tensor *b) {
+/* Large element-wise work is split over nb_set_num_threads() threads. */
+#define EW_GRAIN 65536 /* elements a thread must have before it is worth starting */
+
+typedef struct {
+    int kind; /* 0 binary, 1 unary, 2 unary_grad */
+    int k;
+    nb__op op;
+    double p;
     bcast it;
-    bcast_init(&it, o, a, b);
-    double *O = o->data;
-    const double *A = a->data, *B = b->data;
-    int64_t n = o->numel;
+    double *o;
+    const double *a, *b, *c;
+} ew_job;
+
+static void binary_range(int k, const bcast *itp, double *O, const double *A, const double *B,
+                         int64_t n) {
+    bcast it = *itp;
     switch (k) {
     case K_ADD: BCAST_LOOP(it, O, A, B, n, x + y); break;
     case K_SUB: BCAST_LOOP(it, O, A, B, n, x - y); break;
@@ -106,6 +116,28 @@ static void binary_kernel(int k, nb_tensor *o, const nb_tensor *a, const nb_tens
     case K_MAX: BCAST_LOOP(it, O, A, B, n, (x > y || isnan(x)) ? x : y); break;
     case K_MASK_GT: BCAST_LOOP(it, O, A, B, n, x > y ? 1.0 : (x == y ? 0.5 : 0.0)); break;
     }
+}
+
+static void unary_kernel(nb__op op, double p, double *o, const double *a, int64_t n);
+static void unary_grad_kernel(nb__op op, double p, double *o, const double *g, const double *x,
+                              const double *y, int64_t n);
+
+static void ew_chunk(int64_t lo, int64_t hi, void *ctx) {
+    ew_job *j = ctx;
+    int64_t n = hi - lo;
+    if (j->kind == 1) unary_kernel(j->op, j->p, j->o + lo, j->a + lo, n);
+    else if (j->kind == 2) unary_grad_kernel(j->op, j->p, j->o + lo, j->a + lo, j->b + lo, j->c + lo, n);
+    else {
+        int m = j->it.mode; /* 0: both advance, 1: b is one element, 2: a is */
+        binary_range(j->k, &j->it, j->o + lo, m == 2 ? j->a : j->a + lo, m == 1 ? j->b : j->b + lo, n);
+    }
+}
+
+static void binary_kernel(int k, nb_tensor *o, const nb_tensor *a, const nb_tensor *b) {
+    ew_job j = {.kind = 0, .k = k, .o = o->data, .a = a->data, .b = b->data};
+    bcast_init(&j.it, o, a, b);
+    if (j.it.mode == 3) binary_range(k, &j.it, o->data, a->data, b->data, o->numel);
+    else nb__parallel_for(o->numel, EW_GRAIN, ew_chunk, &j);
 }
 
 static nb_tensor *binary(nb__op op, int k, nb_tensor *a, nb_tensor *b) {
@@ -147,9 +179,9 @@ nb_tensor *nb__mask_gt(nb_tensor *a, nb_tensor *b) {
 }
 
 void nb__add_inplace(nb_tensor *dst, const nb_tensor *src) {
-    double *d = dst->data;
-    const double *s = src->data;
-    for (int64_t i = 0; i < dst->numel; i++) d[i] += s[i];
+    ew_job j = {.kind = 0, .k = K_ADD, .o = dst->data, .a = dst->data, .b = src->data};
+    j.it.mode = 0;
+    nb__parallel_for(dst->numel, EW_GRAIN, ew_chunk, &j);
 }
 
 nb_tensor *nb__bto(nb_tensor *t, const nb_tensor *like) {
@@ -342,7 +374,8 @@ nb_tensor *nb__unary(nb__op op, nb_tensor *a, double p) {
     nb_tensor *o = nb__node(op, a->ndim, a->shape, 1, &a);
     if (!o) return NULL;
     o->p.f = p;
-    unary_kernel(op, p, o->data, a->data, a->numel);
+    ew_job j = {.kind = 1, .op = op, .p = p, .o = o->data, .a = a->data};
+    nb__parallel_for(a->numel, EW_GRAIN / 4, ew_chunk, &j);
     return nb__finish(o, 1, &a);
 }
 
@@ -409,7 +442,8 @@ nb_tensor *nb__unary_grad(nb__op sub, double p, nb_tensor *g, nb_tensor *x, nb_t
     if (!o) return NULL;
     o->p.f = p;
     o->psub = (uint8_t)sub;
-    unary_grad_kernel(sub, p, o->data, g->data, x->data, y->data, x->numel);
+    ew_job j = {.kind = 2, .op = sub, .p = p, .o = o->data, .a = g->data, .b = x->data, .c = y->data};
+    nb__parallel_for(x->numel, EW_GRAIN / 4, ew_chunk, &j);
     return nb__finish(o, 3, in);
 }
 
