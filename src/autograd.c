@@ -272,8 +272,17 @@ static int sweep(const char *who, int nroots, nb_tensor *const *roots, nb_tensor
             for (int i = 0; i < x->nin && rc == 0; i++) {
                 if (!need[i]) continue;
                 nb_tensor *in = x->in[i], *g = gin[i];
+                /* unbroadcast: the engine, not the rule, sums g back to in's shape */
                 if (g && !nb__same_shape(g, in)) g = nb_sum_to(g, in->ndim, in->shape);
                 if (!g) {
+                    rc = -1;
+                    break;
+                }
+                if (!nb__same_shape(g, in)) { /* the seed's invariant, checked every time */
+                    char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
+                    nb__err("backward: internal error: the gradient of input %d of %s has shape %s, "
+                            "not %s", i + 1, nb_name(x), nb__shape_str(g->ndim, g->shape, s1, sizeof s1),
+                            nb__shape_str(in->ndim, in->shape, s2, sizeof s2));
                     rc = -1;
                     break;
                 }

@@ -297,6 +297,7 @@ static void unary_grad_kernel(nb__op op, double p, double *o, const double *g, c
     case NB__OP_SQUARE: for (int64_t i = 0; i < n; i++) o[i] = 2.0 * g[i] * x[i]; break;
     case NB__OP_POW:
         if (p == 2.0) for (int64_t i = 0; i < n; i++) o[i] = 2.0 * g[i] * x[i];
+        else if (p == 0.0) for (int64_t i = 0; i < n; i++) o[i] = g[i] * 0.0; /* x^0 = 1: not 0 * 0^-1 */
         else for (int64_t i = 0; i < n; i++) o[i] = g[i] * p * pow(x[i], p - 1.0);
         break;
     case NB__OP_RELU: for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0 ? g[i] : 0.0; break;
