@@ -40,8 +40,10 @@
  * returns NULL (or -1, or NaN for nb_item) and sets a thread-local message that
  * starts with the operation's name and shows the shapes in numpy's style:
  *     "add: shapes (3, 1) and (4, 1) cannot be broadcast"
- * Every operation given a NULL argument returns NULL without touching the
- * message, so a whole expression can be checked once, at the end.
+ * Every operation given a NULL argument returns NULL and keeps the first
+ * error: the message is left as it is when one is set (the failure that made
+ * the NULL), and says "<op>: NULL argument N" otherwise.  So a whole
+ * expression can be checked once, at the end.
  *
  * THREADS: all state (scopes, grad mode, the name counters, the error, the
  * memory cache) is per thread.  Independent graphs can be built and
@@ -141,8 +143,8 @@ NB_API void nb_memory_stats(nb_mem_stats *out);
 
 /* ===================================================================== */
 /* Operations: return a new tensor, or NULL with nb_last_error() set.
-   Any NULL argument makes the result NULL and keeps the first error.
-   Element-wise binary ops broadcast like numpy; the gradient of a broadcast
+   Any NULL argument makes the result NULL and keeps the first error (or, with
+   none set, sets "<op>: NULL argument N").  Element-wise binary ops broadcast like numpy; the gradient of a broadcast
    operand is summed back to its shape.  With grad enabled and an input that
    requires grad, the output records its parents and requires grad.        */
 
@@ -346,7 +348,9 @@ NB_API void        nb_params_summary(const nb_params *p, FILE *out);
  * size, checksum, that the file holds exactly the store's names, each with the
  * store's shape, in any order) BEFORE copying the values in: on any error it
  * returns -1 with a message naming the file and the problem, and the store is
- * unchanged.  Gradients and optimizer state are not saved.  0 or -1. */
+ * unchanged.  nb_params_save writes <path>.tmp and renames it over path, so a
+ * failed save leaves an earlier file intact.  Gradients and optimizer state
+ * are not saved.  0 or -1. */
 NB_API int nb_params_save(const nb_params *p, const char *path);
 NB_API int nb_params_load(nb_params *p, const char *path);
 
@@ -431,7 +435,8 @@ NB_API double     nb_accuracy(const nb_tensor *scores, const nb_tensor *labels);
      g = grad + wd p;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
      p -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps),  t = 1, 2, ...
    _new: NULL + error on a NULL store, lr <= 0, or a coefficient out of
-   range (momentum, b1, b2 in [0, 1), eps > 0, wd >= 0). */
+   range (momentum, b1, b2 in [0, 1), eps > 0, wd >= 0).  The store must
+   outlive the optimizer.  Steps use up to nb_set_num_threads() threads. */
 typedef struct nb_optim nb_optim;
 NB_API nb_optim *nb_sgd_new(nb_params *p, double lr, double momentum, double weight_decay);
 NB_API nb_optim *nb_adam_new(nb_params *p, double lr, double beta1, double beta2, double eps,
@@ -480,7 +485,8 @@ NB_API void        nb_batcher_free(nb_batcher *b);               /* NULL-safe */
    A figure of n_panels panels side by side, each panel_w x panel_h pixels.
    nb_plot_panel selects a panel and sets its data ranges, title and axis
    labels (text may be NULL); every later drawing call draws into it, in data
-   coordinates (clipped to the panel).  Colours are SVG colours ("#1f77b4",
+   coordinates (clipped to the panel).  Selecting a panel again keeps what was
+   drawn in it (its ranges cannot change once something is drawn).  Colours are SVG colours ("#1f77b4",
    "black").  Drawing calls return 0, or -1 on bad arguments. */
 typedef struct nb_plot nb_plot;
 NB_API nb_plot *nb_plot_new(int n_panels, double panel_w, double panel_h);

@@ -423,6 +423,13 @@ int nb_autograd(int n_out, nb_tensor *const *outputs, nb_tensor *const *seeds, i
 /* ---- Jacobians and Hessians -----------------------------------------------------
  * nb_jacobian picks the cheaper mode: forward (one JVP per input element) when
  * x has fewer elements than f(x), reverse (one VJP per output element) else. */
+/* Calls the user's f; a NULL result always comes with a message. */
+static nb_tensor *call_f(const char *who, nb_fn f, nb_tensor *x, void *ctx) {
+    nb_tensor *y = f(x, ctx);
+    if (!y && !nb__T()->has_error) nb__err("%s: f returned NULL", who);
+    return y;
+}
+
 static nb_tensor *basis(const nb_tensor *like, int64_t i) {
     nb_tensor *e = nb__const_like(like, 0.0);
     if (e) e->data[i] = 1.0;
@@ -434,9 +441,9 @@ nb_tensor *nb_jacobian(nb_fn f, nb_tensor *x, void *ctx) {
     if (nb__null_args("jacobian", 1, &x)) return NULL;
     size_t outer = nb_scope_begin();
     nb_tensor *xr = nb_detach(x);
-    if (!xr) return NULL;
-    nb_set_requires_grad(xr, true);
-    nb_tensor *y = f(xr, ctx);
+    if (!xr) goto fail;
+    if (xr) nb_set_requires_grad(xr, true);
+    nb_tensor *y = call_f("jacobian", f, xr, ctx);
     if (!y) goto fail;
     int64_t m = y->numel, n = x->numel, shape[2] = {m, n};
     nb_tensor *J = nb__alloc("jacobian", 2, shape);
@@ -447,7 +454,7 @@ nb_tensor *nb_jacobian(nb_fn f, nb_tensor *x, void *ctx) {
         for (int64_t i = 0; i < n; i++) {
             size_t mk = nb_scope_begin();
             nb_tensor *e = basis(x, i), *xd = nb_dual(nb_detach(x), e);
-            nb_tensor *yi = xd ? f(xd, ctx) : NULL;
+            nb_tensor *yi = xd ? call_f("jacobian", f, xd, ctx) : NULL;
             nb_tensor *t = yi ? nb_tangent(yi) : NULL;
             if (!t) {
                 if (yi) nb__err("jacobian: f's output carries no tangent");
@@ -483,16 +490,17 @@ fail:
 typedef struct {
     nb_fn f;
     void *ctx;
+    const char *who;
 } grad_ctx;
 
 /* x -> grad f(x), recorded (create_graph), so its Jacobian is the Hessian */
 static nb_tensor *grad_of(nb_tensor *x, void *p) {
     grad_ctx *c = p;
-    nb_tensor *y = c->f(x, c->ctx), *g = NULL;
+    nb_tensor *y = call_f(c->who, c->f, x, c->ctx), *g = NULL;
     if (!y) return NULL;
     if (y->numel != 1) {
         char s[NB__SHAPE_BUF];
-        return nb__err("hessian: f(x) must have one element, got shape %s",
+        return nb__err("%s: f(x) must have one element, got shape %s", c->who,
                        nb__shape_str(y->ndim, y->shape, s, sizeof s));
     }
     if (!(y->flags & NB__REQ)) return nb__const_like(x, 0.0);
@@ -506,10 +514,9 @@ nb_tensor *nb_hessian(nb_fn f, nb_tensor *x, void *ctx) {
     /* reverse over reverse: one VJP of the recorded gradient per row */
     size_t outer = nb_scope_begin();
     nb_tensor *xr = nb_detach(x);
-    if (!xr) return NULL;
-    nb_set_requires_grad(xr, true);
-    grad_ctx c = {f, ctx};
-    nb_tensor *g = grad_of(xr, &c);
+    grad_ctx c = {f, ctx, "hessian"};
+    if (xr) nb_set_requires_grad(xr, true);
+    nb_tensor *g = xr ? grad_of(xr, &c) : NULL;
     if (!g) {
         nb_scope_end(outer);
         return NULL;
@@ -554,8 +561,8 @@ nb_tensor *nb_hvp(nb_fn f, nb_tensor *x, nb_tensor *v, void *ctx) {
     }
     size_t outer = nb_scope_begin();
     nb_tensor *xr = nb_detach(x), *hv = NULL;
-    nb_set_requires_grad(xr, true);
-    grad_ctx c = {f, ctx};
+    if (xr) nb_set_requires_grad(xr, true);
+    grad_ctx c = {f, ctx, "hvp"};
     nb_tensor *g = xr ? grad_of(xr, &c) : NULL;
     if (g && !(g->flags & NB__REQ)) hv = nb__const_like(x, 0.0);
     else if (g && nb_autograd(1, &g, &v, 1, &xr, &hv, false) != 0) hv = NULL;

@@ -316,6 +316,16 @@ static void modes(void) {
     nb_tensor *r = nb_prod(nb_square(p), q); /* d/dp = 2pq = 20 */
     CHECK(r && nb_tangent(r) && fabs(nb_item(nb_tangent(r)) - 20.0) < 1e-12);
 
+    /* at ties, forward mode agrees with reverse mode's even split */
+    nb_tensor *m1 = nb_maximum(nb_dual(nb_scalar(1.0), nb_scalar(1.0)),
+                               nb_dual(nb_scalar(1.0), nb_scalar(3.0)));
+    CHECK(m1 && nb_tangent(m1) && nb_item(nb_tangent(m1)) == 2.0);
+    nb_tensor *m2 = nb_max(nb_dual(nb_vector((const double[]){1, 5, 5}, 3),
+                                   nb_vector((const double[]){7, 1, 3}, 3)));
+    CHECK(m2 && nb_tangent(m2) && nb_item(nb_tangent(m2)) == 2.0);
+    nb_tensor *r0 = nb_relu(nb_dual(nb_scalar(0.0), nb_scalar(1.0)));
+    CHECK(r0 && nb_tangent(r0) && nb_item(nb_tangent(r0)) == 0.0); /* relu'(0) = 0 */
+
     /* with grad disabled: tangents still flow (seed 001's torch.no_grad aside) */
     bool prev = nb_set_grad_enabled(false);
     nb_tensor *e = nb_exp(nb_dual(nb_scalar(1.0), nb_scalar(3.0)));
@@ -334,6 +344,7 @@ static nb_tensor *f_narrow(nb_tensor *x, void *ctx) { /* (2, 3) -> (3,): fewer o
     return nb_softmax(nb_sum_axis(x, 0, false), 0);
 }
 static nb_tensor *f_sin(nb_tensor *x, void *ctx) { return nb_sin(x); }
+static nb_tensor *f_fails(nb_tensor *x, void *ctx) { return NULL; }
 static void softmax_jac(const double *z, int n, double *J) {
     double s[8], sum = 0;
     for (int i = 0; i < n; i++) sum += exp(z[i]);
@@ -391,6 +402,17 @@ static void jacobians(void) {
     nb_clear_error();
     CHECK(nb_jacobian(NULL, s, NULL) == NULL); /* a NULL function is an error */
     CHECK(nb_last_error() != NULL);
+    nb_clear_error();
+    /* f failing without a message of its own: the helper still fails with one
+       (like an op given a NULL argument: "add: NULL argument 1") */
+    CHECK(nb_jacobian(f_fails, s, NULL) == NULL);
+    CHECK(nb_last_error() && strncmp(nb_last_error(), "jacobian", 8) == 0);
+    nb_clear_error();
+    CHECK(nb_hessian(f_fails, s, NULL) == NULL);
+    CHECK(nb_last_error() && strncmp(nb_last_error(), "hessian", 7) == 0);
+    nb_clear_error();
+    CHECK(nb_hvp(f_fails, s, s, NULL) == NULL);
+    CHECK(nb_last_error() && strncmp(nb_last_error(), "hvp", 3) == 0);
     nb_clear_error();
     nb_scope_end(mark);
 }

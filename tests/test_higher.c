@@ -436,6 +436,24 @@ static void autograd_contract(void) {
     nb_clear_error();
     CHECK(nb_autograd(1, &y1, NULL, 1, &x, NULL, false) == -1);
     nb_clear_error();
+    /* the same input twice gets the full gradient twice; an output listed
+       twice counts twice; an output upstream of another adds its own seed */
+    nb_tensor *c = nb_scalar(2.0), *c3 = nb_pow(c, 3.0);
+    nb_tensor *cc[2] = {c, c}, *gcc[2] = {NULL, NULL}, *gc = NULL;
+    CHECK(nb_autograd(1, &c3, NULL, 2, cc, gcc, false) == 0);
+    CHECK(gcc[0] && gcc[1] && nb_item(gcc[0]) == 12.0 && nb_item(gcc[1]) == 12.0);
+    nb_tensor *twice[2] = {c3, c3};
+    CHECK(nb_autograd(2, twice, NULL, 1, &c, &gc, false) == 0);
+    CHECK(gc && nb_item(gc) == 24.0);
+    nb_tensor *chain[2] = {c3, nb_square(c3)}; /* 3c^2 + 2 c^3 3c^2 = 12 + 192 */
+    CHECK(nb_autograd(2, chain, NULL, 1, &c, &gc, false) == 0);
+    CHECK(gc && nb_item(gc) == 204.0);
+    /* an interior tensor as an input, next to the leaf it comes from */
+    nb_tensor *e0 = nb_scalar(1.0), *eh = nb_exp(e0), *ew = nb_square(eh);
+    nb_tensor *mixed[2] = {eh, e0}, *gm[2] = {NULL, NULL};
+    CHECK(nb_autograd(1, &ew, NULL, 2, mixed, gm, false) == 0);
+    CHECK(gm[0] && fabs(nb_item(gm[0]) - 2 * exp(1.0)) < 1e-12);
+    CHECK(gm[1] && fabs(nb_item(gm[1]) - 2 * exp(2.0)) < 1e-12);
     /* still usable afterwards */
     CHECK(nb_autograd(1, &y2, NULL, 1, &x, &gb, false) == 0);
     nb_scope_end(mark);

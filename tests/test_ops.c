@@ -655,6 +655,7 @@ static void extreme_softmax(void) {
 static nb_tensor *wrong_grad(int n, nb_tensor *const *in, void *ctx) {
     return nb_prod(in[0], nb_detach(in[0]));
 }
+static nb_tensor *fails(int n, nb_tensor *const *in, void *ctx) { return NULL; }
 static void gradcheck_can_fail(void) {
     size_t mark = nb_scope_begin();
     const double xv[] = {1.0, -2.0, 3.0};
@@ -662,6 +663,14 @@ static void gradcheck_can_fail(void) {
     double err = 0;
     int rc = nb_gradcheck(wrong_grad, 1, &x, NULL, EPS, &err);
     CHECK(rc == 0 && err > 0.1);
+    /* a function that fails: -1 with a message, even when f set none */
+    nb_clear_error();
+    CHECK(nb_gradcheck(fails, 1, &x, NULL, EPS, &err) == -1);
+    CHECK(nb_last_error() != NULL);
+    nb_clear_error();
+    CHECK(nb_gradgradcheck(fails, 1, &x, NULL, EPS, &err) == -1);
+    CHECK(nb_last_error() != NULL);
+    nb_clear_error();
     nb_scope_end(mark);
 }
 
@@ -699,11 +708,14 @@ static void pow_at_zero(void) {
         double want[3];
         for (int i = 0; i < 3; i++)
             want[i] = p == 0 ? 0.0 : p == 1 ? 1.0 : p * pow(xv[i], p - 1);
-        for (int path = 0; path < 3; path++) {
+        for (int path = 0; path < 4; path++) {
             nb_tensor *x = nb_vector(xv, 3), *g = NULL;
-            nb_tensor *y = nb_pow(x, (double)p);
-            int rc;
-            if (path == 0) {
+            nb_tensor *y = nb_pow(path == 3 ? nb_dual(x, nb_ones(1, (const int64_t[]){3})) : x,
+                                  (double)p);
+            int rc = 0;
+            if (path == 3) {
+                g = nb_tangent(y); /* forward mode along ones: f'(x) */
+            } else if (path == 0) {
                 rc = nb_backward(y, NULL);
                 g = nb_grad(x);
             } else {
@@ -720,7 +732,8 @@ static void pow_at_zero(void) {
                     check_failed_++;
                     fprintf(stderr, "d/dx pow(x, %d) at x = %g by %s: %g, expected %g\n", p,
                             xv[i], path == 0 ? "nb_backward" : path == 1 ? "nb_autograd"
-                                                                 : "nb_autograd(create_graph)",
+                                                   : path == 2 ? "nb_autograd(create_graph)"
+                                                               : "nb_dual",
                             nb_data(g)[i], want[i]);
                 }
             }

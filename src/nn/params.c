@@ -12,6 +12,7 @@
 #include "nn.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@
 /* ---- CRC-32 ------------------------------------------------------------- */
 
 static uint32_t crc_table[256];
-static int crc_ready; /* benign race: every thread writes the same table */
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
 static void crc_init(void) {
     for (uint32_t i = 0; i < 256; i++) {
@@ -27,11 +28,10 @@ static void crc_init(void) {
         for (int k = 0; k < 8; k++) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
         crc_table[i] = c;
     }
-    crc_ready = 1;
 }
 
 uint32_t nb__crc32(uint32_t crc, const void *buf, size_t len) {
-    if (!crc_ready) crc_init();
+    pthread_once(&crc_once, crc_init);
     const unsigned char *b = buf;
     crc = ~crc;
     for (size_t i = 0; i < len; i++) crc = crc_table[(crc ^ b[i]) & 0xffu] ^ (crc >> 8);
@@ -264,22 +264,35 @@ int nb_params_save(const nb_params *p, const char *path) {
     put_u32(w, nb__crc32(0, buf, (size_t)(w - buf)));
     w += 4;
 
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        nb__err("save: %s: cannot open for writing (%s)", path, strerror(errno));
+    /* written next to the target, then renamed over it: a failed save
+       leaves any previous file intact */
+    size_t plen = strlen(path);
+    char *tmp = nb__malloc(plen + 8);
+    if (!tmp) {
         nb__free(buf);
         return -1;
     }
-    size_t put = fwrite(buf, 1, size, f);
-    int bad = put != size;
-    int err = errno;
-    if (fclose(f) != 0) bad = 1;
-    nb__free(buf);
-    if (bad) {
-        nb__err("save: %s: write failed (%s)", path, strerror(err));
-        remove(path);
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp", 5);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        nb__err("save: %s: cannot open for writing (%s)", tmp, strerror(errno));
+        nb__free(tmp);
+        nb__free(buf);
         return -1;
     }
+    bool bad = fwrite(buf, 1, size, f) != size;
+    int err = errno;
+    if (fclose(f) != 0 && !bad) bad = true, err = errno;
+    nb__free(buf);
+    if (!bad && rename(tmp, path) != 0) bad = true, err = errno;
+    if (bad) {
+        nb__err("save: %s: write failed (%s)", path, strerror(err));
+        remove(tmp);
+        nb__free(tmp);
+        return -1;
+    }
+    nb__free(tmp);
     return 0;
 }
 

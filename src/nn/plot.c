@@ -156,6 +156,11 @@ int nb_plot_panel(nb_plot *p, int i, double xmin, double xmax, double ymin, doub
         return -1;
     }
     panel *q = &p->pan[i];
+    if (q->set && q->body.len &&
+        (xmin != q->xmin || xmax != q->xmax || ymin != q->ymin || ymax != q->ymax)) {
+        nb__err("plot: panel %d already has drawings in other ranges", i);
+        return -1;
+    }
     q->set = true;
     q->xmin = xmin;
     q->xmax = xmax;
