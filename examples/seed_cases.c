@@ -189,8 +189,14 @@ int main(void) {
         nb_tensor *a = nb_scalar(1.0), *b = nb_scalar(2.0);
         nb_set_name(a, "a");
         nb_set_name(b, "b");
-        nb_tensor *f = nb_prod(b, nb_prod(nb_add(a, b), nb_sub(a, b)));
+        nb_tensor *s = nb_add(a, b), *d = nb_sub(a, b), *p = nb_prod(s, d);
+        nb_tensor *f = nb_prod(b, p);
         nb_set_name(f, "f");
+        /* keep the interior gradients too, so that every box shows one */
+        nb_retain_grad(s);
+        nb_retain_grad(d);
+        nb_retain_grad(p);
+        nb_retain_grad(f);
         backward(f);
         printf("f = %g, df/da = %g (expected 4), df/db = %g (expected -11)\n", nb_item(f),
                nb_item(nb_grad(a)), nb_item(nb_grad(b)));

@@ -189,6 +189,10 @@ NB_API nb_tensor *nb_sum_to(nb_tensor *a, int ndim, const int64_t *shape); /* in
    backward can be called again (gradients accumulate).  0 or -1. */
 NB_API int        nb_backward(nb_tensor *t, const nb_tensor *seed);
 NB_API nb_tensor *nb_grad(const nb_tensor *t);             /* NULL until a backward reaches t (borrowed) */
+/* Interior tensors drop their gradient once it has been used; after this
+   call t keeps it (and accumulates it like a leaf), e.g. to draw every
+   node's gradient with nb_dot (PyTorch's retain_grad). */
+NB_API void       nb_retain_grad(nb_tensor *t);
 NB_API void       nb_zero_grad(nb_tensor *t);              /* the gradient becomes zeros */
 NB_API nb_tensor *nb_detach(nb_tensor *t);                 /* same values, no graph, a leaf, requires_grad false */
 NB_API bool       nb_set_grad_enabled(bool on);            /* false = no_grad mode; returns the previous state */

@@ -298,13 +298,27 @@ static int sweep(const char *who, int nroots, nb_tensor *const *roots, nb_tensor
             }
             nb_scope_end(mark);
         }
-        if (!(x->flags & NB__TARGET)) {
+        if (!(x->flags & (NB__TARGET | NB__KEEP))) {
             nb_release(x->gacc);
             x->gacc = NULL;
         }
     }
     T->grad_disabled = saved;
     return rc;
+}
+
+/* after a sweep: does x store the gradient it received? (leaves, and
+   interior tensors marked by nb_retain_grad) */
+static bool keeps_grad(const nb_tensor *x) {
+    return x->gacc && (x->flags & NB__REQ) && (x->nin == 0 || (x->flags & NB__KEEP));
+}
+
+void nb_retain_grad(nb_tensor *t) {
+    if (!t) {
+        if (!nb__T()->has_error) nb__err("retain_grad: NULL argument 1");
+        return;
+    }
+    t->flags |= NB__KEEP;
 }
 
 int nb_backward(nb_tensor *t, const nb_tensor *seed) {
@@ -325,7 +339,7 @@ int nb_backward(nb_tensor *t, const nb_tensor *seed) {
            stored gradient: first make each new gradient private, then commit. */
         for (size_t k = 0; k < n && rc == 0; k++) {
             nb_tensor *x = T->order[k];
-            if (x->nin || !x->gacc || !(x->flags & NB__REQ) || x->grad) continue;
+            if (!keeps_grad(x) || x->grad) continue;
             if (x->gacc->refcount > 1 || x->gacc->storage || x->gacc->nin) {
                 nb_tensor *c = nb__alloc("backward", x->ndim, x->shape);
                 if (!c) {
@@ -339,7 +353,7 @@ int nb_backward(nb_tensor *t, const nb_tensor *seed) {
         }
         for (size_t k = 0; k < n && rc == 0; k++) {
             nb_tensor *x = T->order[k];
-            if (x->nin || !x->gacc || !(x->flags & NB__REQ)) continue;
+            if (!keeps_grad(x)) continue;
             if (x->grad) {
                 nb__add_inplace(x->grad, x->gacc);
             } else {

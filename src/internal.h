@@ -61,6 +61,7 @@ enum {
     NB__REQ = 1u << 0,     /* requires_grad                                  */
     NB__TARGET = 1u << 1,  /* during a sweep: an input of nb_autograd         */
     NB__REACH = 1u << 2,   /* during a sweep: a target lies upstream          */
+    NB__KEEP = 1u << 3,    /* interior tensor that keeps its gradient          */
 };
 enum { NB__NAME_COUNTED, NB__NAME_GRAD, NB__NAME_CUSTOM };
 

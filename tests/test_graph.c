@@ -318,8 +318,42 @@ static void threads(void) {
     }
 }
 
+/* nb_retain_grad: interior tensors keep their gradient, named "<op>_grad".
+   f = b p, p = s d, s = a + b, d = a - b at a = 1, b = 2: s = 3, d = -1, p = -3,
+   so df/dp = b = 2, df/ds = b d = -2, df/dd = b s = 6, df/df = 1. */
+static void retained_grads(void) {
+    nb_tensor *a = nb_scalar(1.0), *b = nb_scalar(2.0);
+    nb_tensor *s = nb_add(a, b), *d = nb_sub(a, b), *p = nb_prod(s, d), *f = nb_prod(b, p);
+    nb_retain_grad(s);
+    nb_retain_grad(d);
+    nb_retain_grad(p);
+    nb_retain_grad(f);
+    CHECK(nb_backward(f, NULL) == 0);
+    CHECK(nb_grad(s) && nb_grad(d) && nb_grad(p) && nb_grad(f));
+    if (!nb_grad(s) || !nb_grad(d) || !nb_grad(p) || !nb_grad(f)) return;
+    CHECK_NEAR(nb_item(nb_grad(p)), 2.0, 1e-15);
+    CHECK_NEAR(nb_item(nb_grad(s)), -2.0, 1e-15);
+    CHECK_NEAR(nb_item(nb_grad(d)), 6.0, 1e-15);
+    CHECK_NEAR(nb_item(nb_grad(f)), 1.0, 1e-15);
+    CHECK_NEAR(nb_item(nb_grad(a)), 4.0, 1e-15);
+    CHECK_NEAR(nb_item(nb_grad(b)), -11.0, 1e-15);
+    CHECK_STR(nb_name(nb_grad(s)), "add_grad");
+    CHECK_STR(nb_name(nb_grad(d)), "sub_grad");
+    CHECK_STR(nb_name(nb_grad(p)), "prod_grad");
+    /* kept gradients accumulate like a leaf's; the others are not kept */
+    CHECK(nb_backward(f, NULL) == 0);
+    CHECK_NEAR(nb_item(nb_grad(s)), -4.0, 1e-15);
+    nb_tensor *q = nb_square(a);
+    CHECK(nb_backward(nb_sum(q), NULL) == 0);
+    CHECK(nb_grad(q) == NULL);
+    nb_retain_grad(NULL);
+    CHECK(nb_last_error() != NULL);
+    nb_clear_error();
+}
+
 int main(void) {
     size_t mark = nb_scope_begin();
+    retained_grads();
     diamond();
     accumulation();
     no_double_count();
