@@ -139,24 +139,29 @@ static void mark_reach(nb_tensor *x, bool leaves) {
     x->flags = (uint8_t)((x->flags & ~NB__REACH) | (target ? NB__REACH : 0));
 }
 
+/* Pushes x on the walk's stack (marking it visited); -1 when memory runs out. */
+static int push(nb__tls *T, size_t *sp, nb_tensor *x, uint32_t epoch, bool leaves) {
+    if (*sp + 1 > T->stack_cap) {
+        size_t cap = T->stack_cap;
+        if (nb__grow((void **)&T->stack, &cap, *sp + 1, sizeof *T->stack) ||
+            nb__grow((void **)&T->stack_i, &T->stack_cap, *sp + 1, sizeof *T->stack_i))
+            return -1;
+    }
+    x->visit = epoch;
+    mark_reach(x, leaves);
+    T->stack[*sp] = x;
+    T->stack_i[(*sp)++] = 0;
+    return 0;
+}
+
 static int walk(int nroots, nb_tensor *const *roots, bool leaves, size_t *n_order) {
     nb__tls *T = nb__T();
     uint32_t epoch = atomic_fetch_add(&walk_epoch, 1) + 1;
     if (epoch == 0) epoch = atomic_fetch_add(&walk_epoch, 1) + 1;
     size_t n = 0, sp = 0;
     for (int r = 0; r < nroots; r++) {
-        nb_tensor *root = roots[r];
-        if (root->visit == epoch) continue;
-        if (sp + 1 > T->stack_cap) {
-            size_t cap = T->stack_cap;
-            if (nb__grow((void **)&T->stack, &cap, sp + 1, sizeof *T->stack) ||
-                nb__grow((void **)&T->stack_i, &T->stack_cap, sp + 1, sizeof *T->stack_i))
-                return -1;
-        }
-        root->visit = epoch;
-        mark_reach(root, leaves);
-        T->stack[sp] = root;
-        T->stack_i[sp++] = 0;
+        if (roots[r]->visit == epoch) continue;
+        if (push(T, &sp, roots[r], epoch, leaves)) return -1;
         while (sp) {
             nb_tensor *x = T->stack[sp - 1];
             int i = T->stack_i[sp - 1];
@@ -164,16 +169,7 @@ static int walk(int nroots, nb_tensor *const *roots, bool leaves, size_t *n_orde
                 T->stack_i[sp - 1] = i + 1;
                 nb_tensor *p = x->in[i];
                 if (!(p->flags & NB__REQ) || p->visit == epoch) continue;
-                if (sp + 1 > T->stack_cap) {
-                    size_t cap = T->stack_cap;
-                    if (nb__grow((void **)&T->stack, &cap, sp + 1, sizeof *T->stack) ||
-                        nb__grow((void **)&T->stack_i, &T->stack_cap, sp + 1, sizeof *T->stack_i))
-                        return -1;
-                }
-                p->visit = epoch;
-                mark_reach(p, leaves);
-                T->stack[sp] = p;
-                T->stack_i[sp++] = 0;
+                if (push(T, &sp, p, epoch, leaves)) return -1;
                 continue;
             }
             /* all parents done: x is finished */
