@@ -105,7 +105,7 @@ NB_API double        *nb_data_mut(nb_tensor *t);            /* for parameter upd
 NB_API double         nb_item(const nb_tensor *t);          /* the value of a 1-element tensor;
                                                                NaN + error otherwise      */
 NB_API const char    *nb_name(const nb_tensor *t);          /* "add:0", "in:3", "in_grad" */
-NB_API void           nb_set_name(nb_tensor *t, const char *name); /* up to 31 characters */
+NB_API void           nb_set_name(nb_tensor *t, const char *name); /* up to 23 characters (longer: cut) */
 NB_API bool           nb_requires_grad(const nb_tensor *t);
 /* On a leaf: whether backward accumulates a gradient into it.  On an interior
    tensor, false stops gradients from flowing through it (like detach). */
@@ -174,6 +174,9 @@ NB_API nb_tensor *nb_softmax(nb_tensor *a, int axis);      /* stable for any fin
 NB_API nb_tensor *nb_log_softmax(nb_tensor *a, int axis);
 NB_API nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b);   /* numpy matmul rules, batched too */
 NB_API nb_tensor *nb_transpose(nb_tensor *a);              /* swaps the last two axes (identity below 2-d) */
+/* a @ b^T for 2-d a (n, k) and b (m, k), giving (n, m), without copying b^T:
+   a Linear layer's x W^T.  Its backward uses GEMMs with transpose flags. */
+NB_API nb_tensor *nb_matmul_bt(nb_tensor *a, nb_tensor *b);
 NB_API nb_tensor *nb_reshape(nb_tensor *a, int ndim, const int64_t *shape); /* one size may be -1 */
 /* Extras. */
 NB_API nb_tensor *nb_scale(nb_tensor *a, double c);        /* c * a */
@@ -262,9 +265,10 @@ NB_API bool        nb_set_anomaly_detection(bool on);
 NB_API int nb_dot(const nb_tensor *t, FILE *out);
 
 /* ===================================================================== */
-/* Threads: element-wise kernels and reductions on large tensors use up to n
-   threads (default 1); OpenBLAS, when linked, is set to the same count.
-   Returns the previous value. */
+/* Threads: large element-wise kernels and large matrix products use up to n
+   threads (default 1).  nabla splits a large GEMM over its own threads and
+   keeps OpenBLAS itself single-threaded, so the two never compete for cores.
+   Small ops always run on the calling thread.  Returns the previous value. */
 NB_API int nb_set_num_threads(int n);
 
 /* ===================================================================== */

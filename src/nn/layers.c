@@ -66,19 +66,17 @@ nb_tensor *nb_linear_forward(const nb_linear *l, nb_tensor *x) {
         return nb__err("linear: input of shape %s, expected (..., %lld)",
                        nb__shape_str(x->ndim, x->shape, sb, sizeof sb), (long long)l->in);
     }
-    /* x Wᵀ, computed whichever way copies fewer elements through transposes:
-       x Wᵀ transposes W (in*out elements) forward and its gradient backward;
-       (W xᵀ)ᵀ transposes x and the result forward, the output's gradient and
-       (when x needs one) x's gradient backward: ~B*(in + 2 out) elements,
-       far fewer for a minibatch through a wide layer.  (The GEMMs behind
-       both are the same; matmul's backward uses transpose flags.) */
+    /* x Wᵀ through matmul_bt: GEMMs with transpose flags, forward and backward,
+       so W is never copied.  Inputs with more axes are seen as (rows, in). */
     nb_tensor *y;
-    int64_t rows = x->ndim >= 2 ? x->numel / l->in : 0;
-    bool xg = nb_requires_grad(x) && nb_is_grad_enabled();
-    if (x->ndim >= 2 && rows * (l->in * (1 + xg) + 2 * l->out) < 2 * l->in * l->out)
-        y = nb_transpose(nb_matmul(l->weight, nb_transpose(x)));   /* ((out, in) (.., in, B))ᵀ */
-    else
-        y = nb_matmul(x, nb_transpose(l->weight));                 /* (.., B, in) (in, out) */
+    if (x->ndim == 2) {
+        y = nb_matmul_bt(x, l->weight);                             /* (B, in) (out, in)ᵀ */
+    } else {
+        int64_t flat[2] = {x->numel / (l->in ? l->in : 1), l->in}, shape[NB_MAX_DIMS];
+        for (int d = 0; d < x->ndim; d++) shape[d] = x->shape[d];
+        shape[x->ndim - 1] = l->out;
+        y = nb_reshape(nb_matmul_bt(nb_reshape(x, 2, flat), l->weight), x->ndim, shape);
+    }
     return l->bias ? nb_add(y, l->bias) : y;                       /* (.., B, out) */
 }
 

@@ -11,6 +11,7 @@
 #include "internal.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <string.h>
 
 #ifdef NB_HAVE_OPENBLAS
@@ -55,9 +56,8 @@ static void gemm_fallback(bool ta, bool tb, int64_t m, int64_t n, int64_t k, dou
         }
 }
 
-void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double *A,
-              int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc) {
-    if (m == 0 || n == 0) return;
+static void gemm1(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double *A,
+                  int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc) {
 #ifdef NB_HAVE_OPENBLAS
     if (m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX &&
         ldc <= INT_MAX && k > 0) {
@@ -70,13 +70,47 @@ void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, c
     gemm_fallback(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-void nb__blas_threads(int n);
-void nb__blas_threads(int n) {
 #ifdef NB_HAVE_OPENBLAS
-    openblas_set_num_threads(n);
-#else
-    (void)n;
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static void blas_single(void) { openblas_set_num_threads(1); }
 #endif
+
+/* A large product is split into blocks of C's rows (or columns, when C is
+   wide), one per thread, each a single-threaded GEMM. */
+typedef struct {
+    bool ta, tb, by_rows;
+    int64_t m, n, k, lda, ldb, ldc;
+    double alpha, beta;
+    const double *A, *B;
+    double *C;
+} gemm_job;
+
+static void gemm_block(int64_t lo, int64_t hi, void *ctx) {
+    const gemm_job *j = ctx;
+    if (j->by_rows) /* rows lo..hi of C: rows of op(A) */
+        gemm1(j->ta, j->tb, hi - lo, j->n, j->k, j->alpha, j->ta ? j->A + lo : j->A + lo * j->lda,
+              j->lda, j->B, j->ldb, j->beta, j->C + lo * j->ldc, j->ldc);
+    else /* columns lo..hi of C: columns of op(B) */
+        gemm1(j->ta, j->tb, j->m, hi - lo, j->k, j->alpha, j->A, j->lda,
+              j->tb ? j->B + lo * j->ldb : j->B + lo, j->ldb, j->beta, j->C + lo, j->ldc);
+}
+
+#define GEMM_PARALLEL_WORK (1 << 22) /* multiply-adds before a second thread pays */
+
+void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double *A,
+              int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc) {
+    if (m == 0 || n == 0) return;
+#ifdef NB_HAVE_OPENBLAS
+    pthread_once(&blas_once, blas_single);
+#endif
+    double work = (double)m * (double)n * (double)k;
+    if (nb__num_threads() > 1 && work >= GEMM_PARALLEL_WORK) {
+        gemm_job j = {ta, tb, m >= n, m, n, k, lda, ldb, ldc, alpha, beta, A, B, C};
+        int64_t split = j.by_rows ? m : n;
+        nb__parallel_for(split, 16, gemm_block, &j);
+        return;
+    }
+    gemm1(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* ---- shapes -------------------------------------------------------------------------- */
@@ -176,6 +210,38 @@ static nb_tensor *gemm_new(const nb_tensor *a, bool ta, const nb_tensor *b, bool
     if (k == 0) memset(o->data, 0, (size_t)o->numel * sizeof(double));
     else nb__gemm(ta, tb, m, n, k, 1.0, a->data, a->shape[1], b->data, b->shape[1], 0.0, o->data, n);
     return nb__pool(o);
+}
+
+/* ---- matmul_bt: a @ b^T, the Linear layer's product --------------------------------- */
+nb_tensor *nb_matmul_bt(nb_tensor *a, nb_tensor *b) {
+    nb_tensor *in[2] = {a, b};
+    if (nb__null_args("matmul_bt", 2, in)) return NULL;
+    char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
+    if (a->ndim != 2 || b->ndim != 2 || a->shape[1] != b->shape[1])
+        return nb__err("matmul_bt: shapes %s and %s: needs (n, k) and (m, k)",
+                       nb__shape_str(a->ndim, a->shape, s1, sizeof s1),
+                       nb__shape_str(b->ndim, b->shape, s2, sizeof s2));
+    int64_t n = a->shape[0], k = a->shape[1], m = b->shape[0], shape[2] = {n, m};
+    nb_tensor *o = nb__node(NB__OP_MATMUL_BT, 2, shape, 2, in);
+    if (!o) return NULL;
+    if (k == 0) memset(o->data, 0, (size_t)o->numel * sizeof(double));
+    else nb__gemm(false, true, n, m, k, 1.0, a->data, k, b->data, k, 0.0, o->data, m);
+    return nb__finish(o, 2, in);
+}
+
+/* y = a b^T: da = g b (n,m)(m,k); db = g^T a (m,n)(n,k) */
+int nb__vjp_matmul_bt(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
+    nb_tensor *a = out->in[0], *b = out->in[1];
+    if (need[0]) gin[0] = cg ? nb_matmul(g, b) : gemm_new(g, false, b, false);
+    if (need[1]) gin[1] = cg ? nb_matmul(nb_transpose(g), a) : gemm_new(g, true, a, false);
+    return nb__rule_ok(2, need, gin);
+}
+
+nb_tensor *nb__jvp_matmul_bt(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    nb_tensor *t0 = tin[0] ? nb_matmul_bt(tin[0], in[1]) : NULL;
+    nb_tensor *t1 = tin[1] ? nb_matmul_bt(in[0], tin[1]) : NULL;
+    if (tin[0] && tin[1]) return nb_add(t0, t1);
+    return t0 ? t0 : t1;
 }
 
 int nb__vjp_matmul(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {

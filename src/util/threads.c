@@ -6,8 +6,6 @@
 
 #include <pthread.h>
 
-void nb__blas_threads(int n);
-
 static _Atomic int num_threads = 1;
 
 int nb__num_threads(void) { return num_threads; }
@@ -15,9 +13,7 @@ int nb__num_threads(void) { return num_threads; }
 int nb_set_num_threads(int n) {
     if (n < 1) n = 1;
     if (n > 64) n = 64;
-    int prev = atomic_exchange(&num_threads, n);
-    nb__blas_threads(n);
-    return prev;
+    return atomic_exchange(&num_threads, n);
 }
 
 typedef struct {
