@@ -5,9 +5,9 @@
    nb_hessian and nb_hvp against analytic values and finite differences. */
 #include "nabla.h"
 #include "check.h"
+#include "opcases.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,76 +42,10 @@ static void seed001(void) {
 }
 
 /* ---- every op: <u, J v> three ways ------------------------------------------ */
-typedef struct shp {
-    int nd;
-    int64_t s[NB_MAX_DIMS];
-} shp;
-static shp S(int nd, ...) {
-    shp r;
-    memset(&r, 0, sizeof r);
-    r.nd = nd;
-    va_list ap;
-    va_start(ap, nd);
-    for (int i = 0; i < nd; i++) r.s[i] = va_arg(ap, int);
-    va_end(ap);
-    return r;
-}
-
-enum kind {
-    K_ADD, K_SUB, K_PROD, K_DIV, K_MAXIMUM, K_NEG, K_SIN, K_COS, K_EXP, K_LOG, K_SQRT,
-    K_SQUARE, K_RELU, K_SIGMOID, K_TANH, K_POW, K_SCALE, K_SUM, K_MEAN, K_MAX, K_SUM_AXIS,
-    K_MEAN_AXIS, K_MAX_AXIS, K_SOFTMAX, K_LOG_SOFTMAX, K_MATMUL, K_TRANSPOSE, K_RESHAPE,
-    K_BROADCAST_TO, K_SUM_TO, K_COMPOSITE, K_COUNT
-};
-static const char *const KNAME[K_COUNT] = {
-    "add", "sub", "prod", "div", "maximum", "neg", "sin", "cos", "exp", "log", "sqrt",
-    "square", "relu", "sigmoid", "tanh", "pow", "scale", "sum", "mean", "max", "sum_axis",
-    "mean_axis", "max_axis", "softmax", "log_softmax", "matmul", "transpose", "reshape",
-    "broadcast_to", "sum_to", "composite"};
-
-typedef struct tcase {
-    int op, nin;
-    shp in[2];
-    bool positive[2];
-    int axis;
-    bool keep;
-    double p;
-    shp target;
-} tcase;
-
+/* the single ops, and a composite of many */
 static nb_tensor *apply(int n, nb_tensor *const *in, const tcase *c) {
     nb_tensor *a = in[0], *b = n > 1 ? in[1] : NULL;
     switch (c->op) {
-    case K_ADD: return nb_add(a, b);
-    case K_SUB: return nb_sub(a, b);
-    case K_PROD: return nb_prod(a, b);
-    case K_DIV: return nb_div(a, b);
-    case K_MAXIMUM: return nb_maximum(a, b);
-    case K_NEG: return nb_neg(a);
-    case K_SIN: return nb_sin(a);
-    case K_COS: return nb_cos(a);
-    case K_EXP: return nb_exp(a);
-    case K_LOG: return nb_log(a);
-    case K_SQRT: return nb_sqrt(a);
-    case K_SQUARE: return nb_square(a);
-    case K_RELU: return nb_relu(a);
-    case K_SIGMOID: return nb_sigmoid(a);
-    case K_TANH: return nb_tanh(a);
-    case K_POW: return nb_pow(a, c->p);
-    case K_SCALE: return nb_scale(a, c->p);
-    case K_SUM: return nb_sum(a);
-    case K_MEAN: return nb_mean(a);
-    case K_MAX: return nb_max(a);
-    case K_SUM_AXIS: return nb_sum_axis(a, c->axis, c->keep);
-    case K_MEAN_AXIS: return nb_mean_axis(a, c->axis, c->keep);
-    case K_MAX_AXIS: return nb_max_axis(a, c->axis, c->keep);
-    case K_SOFTMAX: return nb_softmax(a, c->axis);
-    case K_LOG_SOFTMAX: return nb_log_softmax(a, c->axis);
-    case K_MATMUL: return nb_matmul(a, b);
-    case K_TRANSPOSE: return nb_transpose(a);
-    case K_RESHAPE: return nb_reshape(a, c->target.nd, c->target.s);
-    case K_BROADCAST_TO: return nb_broadcast_to(a, c->target.nd, c->target.s);
-    case K_SUM_TO: return nb_sum_to(a, c->target.nd, c->target.s);
     case K_COMPOSITE: {
         /* many ops chained: a (.., m, k), b (k, n) */
         nb_tensor *h = nb_sigmoid(nb_add(nb_matmul(a, b), nb_scalar(0.1)));
@@ -124,34 +58,13 @@ static nb_tensor *apply(int n, nb_tensor *const *in, const tcase *c) {
         return nb_add(nb_sum_axis(nb_sqrt(nb_add(nb_square(t), nb_scalar(1.0))), 0, false),
                       nb_sum(nb_pow(nb_max_axis(t, 1, false), 2.0)));
     }
-    default: return NULL;
+    default: return apply_op(n, in, (void *)c);
     }
 }
 
-static uint64_t seed_ = 31337;
-static nb_tensor *make_input(const shp *s, bool positive) {
-    nb_tensor *t = nb_randn(s->nd, s->s, seed_++);
-    if (!t) return NULL;
-    for (int64_t i = 0; i < nb_numel(t); i++) {
-        double *d = nb_data_mut(t);
-        if (positive) d[i] = 0.5 + fabs(fmod(d[i], 2.0));
-        else if (fabs(d[i]) < 0.3) d[i] += d[i] < 0 ? -0.3 : 0.3; /* away from kinks */
-    }
-    return t;
-}
-static uint64_t lcg_ = 2024;
-static double urand(void) {
-    lcg_ = lcg_ * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(lcg_ >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-}
-static nb_tensor *random_like(const nb_tensor *t) {
-    nb_tensor *r = nb_zeros(nb_ndim(t), nb_shape(t));
-    if (r) {
-        for (int64_t i = 0; i < nb_numel(r); i++) nb_data_mut(r)[i] = urand();
-        nb_set_requires_grad(r, false);
-    }
-    return r;
-}
+static uint64_t seed_ = 31337; /* inputs */
+static uint64_t lcg_ = 2024;   /* directions */
+
 static double dot(const nb_tensor *a, const nb_tensor *b) {
     double s = 0;
     for (int64_t i = 0; i < nb_numel(a); i++) s += nb_data(a)[i] * nb_data(b)[i];
@@ -163,20 +76,18 @@ static void run_case(const tcase *c) {
     const char *name = KNAME[c->op];
     nb_tensor *x[2] = {NULL, NULL}, *v[2] = {NULL, NULL}, *d[2] = {NULL, NULL};
     for (int i = 0; i < c->nin; i++) {
-        x[i] = make_input(&c->in[i], c->positive[i]);
-        v[i] = random_like(x[i]);
+        x[i] = make_input(&c->in[i], c->gen[i], &seed_);
+        v[i] = random_like(x[i], &lcg_);
         d[i] = nb_dual(x[i], v[i]);
     }
     nb_tensor *yd = apply(c->nin, d, c);
     nb_tensor *y = apply(c->nin, x, c);
     if (!yd || !y) {
-        check_failed_++;
-        fprintf(stderr, "%s: forward failed: %s\n", name, nb_last_error());
-        nb_clear_error();
+        step_failed(name, "forward");
         nb_scope_end(mark);
         return;
     }
-    nb_tensor *u = random_like(y);
+    nb_tensor *u = random_like(y, &lcg_);
     /* the primal values are unchanged by the tangent */
     bool same = nb_numel(yd) == nb_numel(y);
     for (int64_t i = 0; same && i < nb_numel(y); i++) same = nb_data(yd)[i] == nb_data(y)[i];
@@ -203,11 +114,7 @@ static void run_case(const tcase *c) {
     for (int k = 0; k < 2; k++) {
         size_t m2 = nb_scope_begin();
         nb_tensor *xs[2] = {NULL, NULL};
-        for (int i = 0; i < c->nin; i++) {
-            xs[i] = nb_copy(x[i]);
-            for (int64_t j = 0; j < nb_numel(xs[i]); j++)
-                nb_data_mut(xs[i])[j] += (k ? -h : h) * nb_data(v[i])[j];
-        }
+        for (int i = 0; i < c->nin; i++) xs[i] = shifted(x[i], v[i], k ? -h : h);
         nb_tensor *ys = apply(c->nin, xs, c);
         l[k] = ys ? dot(u, ys) : NAN;
         nb_scope_end(m2);
@@ -231,20 +138,6 @@ static void run_case(const tcase *c) {
     nb_scope_end(mark);
 }
 
-static void bin(int op, shp a, shp b, bool pb) {
-    tcase c = {.op = op, .nin = 2, .in = {a, b}, .positive = {false, pb}};
-    run_case(&c);
-}
-static void un(int op, shp a, int axis, bool keep, double p, bool positive) {
-    tcase c = {.op = op, .nin = 1, .in = {a}, .axis = axis, .keep = keep, .p = p,
-               .positive = {positive}};
-    run_case(&c);
-}
-static void tgt(int op, shp a, shp t) {
-    tcase c = {.op = op, .nin = 1, .in = {a}, .target = t};
-    run_case(&c);
-}
-
 static void all_ops(void) {
     const shp pairs[][2] = {{S(1, 4), S(1, 4)}, {S(0), S(2, 2, 3)}, {S(2, 2, 3), S(0)},
                             {S(2, 1, 3), S(2, 2, 1)}, {S(3, 2, 3, 4), S(2, 3, 1)},
@@ -252,45 +145,38 @@ static void all_ops(void) {
     const int bops[] = {K_ADD, K_SUB, K_PROD, K_DIV, K_MAXIMUM};
     for (size_t o = 0; o < 5; o++)
         for (size_t k = 0; k < sizeof pairs / sizeof *pairs; k++)
-            bin(bops[o], pairs[k][0], pairs[k][1], bops[o] == K_DIV);
+            bin(bops[o], pairs[k][0], pairs[k][1], G_AWAY0,
+                bops[o] == K_DIV ? G_POSITIVE : G_AWAY0);
     const shp us[] = {S(0), S(1, 5), S(3, 2, 3, 4)};
     for (size_t k = 0; k < 3; k++) {
         const int uops[] = {K_NEG, K_SIN, K_COS, K_EXP, K_SQUARE, K_RELU, K_SIGMOID, K_TANH};
-        for (size_t o = 0; o < sizeof uops / sizeof *uops; o++) un(uops[o], us[k], 0, false, 0, false);
-        un(K_LOG, us[k], 0, false, 0, true);
-        un(K_SQRT, us[k], 0, false, 0, true);
-        un(K_SCALE, us[k], 0, false, -1.5, false);
-        un(K_POW, us[k], 0, false, 3, false);
-        un(K_POW, us[k], 0, false, -0.5, true);
-        un(K_POW, us[k], 0, false, 2.5, true);
-        un(K_SUM, us[k], 0, false, 0, false);
-        un(K_MEAN, us[k], 0, false, 0, false);
-        un(K_MAX, us[k], 0, false, 0, false);
-        for (int ax = -us[k].nd; ax < us[k].nd; ax++) {
-            for (int keep = 0; keep < 2; keep++) {
-                un(K_SUM_AXIS, us[k], ax, keep, 0, false);
-                un(K_MEAN_AXIS, us[k], ax, keep, 0, false);
-                un(K_MAX_AXIS, us[k], ax, keep, 0, false);
-            }
-            un(K_SOFTMAX, us[k], ax, false, 0, false);
-            un(K_LOG_SOFTMAX, us[k], ax, false, 0, false);
-        }
+        for (size_t o = 0; o < sizeof uops / sizeof *uops; o++)
+            un(uops[o], us[k], 0, false, 0, G_AWAY0);
+        un(K_LOG, us[k], 0, false, 0, G_POSITIVE);
+        un(K_SQRT, us[k], 0, false, 0, G_POSITIVE);
+        un(K_SCALE, us[k], 0, false, -1.5, G_AWAY0);
+        un(K_POW, us[k], 0, false, 3, G_AWAY0);
+        un(K_POW, us[k], 0, false, -0.5, G_POSITIVE);
+        un(K_POW, us[k], 0, false, 2.5, G_POSITIVE);
+        whole_reductions(us[k], G_AWAY0);
+        axis_sweep(us[k], G_AWAY0);
     }
     const shp mm[][2] = {{S(2, 3, 4), S(2, 4, 5)}, {S(1, 4), S(2, 4, 5)}, {S(2, 3, 4), S(1, 4)},
                          {S(1, 4), S(1, 4)}, {S(3, 2, 3, 4), S(2, 4, 5)},
                          {S(4, 2, 1, 3, 4), S(3, 3, 4, 2)}, {S(2, 3, 4), S(3, 2, 4, 5)}};
-    for (size_t k = 0; k < sizeof mm / sizeof *mm; k++) bin(K_MATMUL, mm[k][0], mm[k][1], false);
-    tgt(K_TRANSPOSE, S(2, 3, 4), S(0));
-    tgt(K_TRANSPOSE, S(3, 2, 3, 4), S(0));
-    tgt(K_TRANSPOSE, S(1, 4), S(0));
-    tgt(K_RESHAPE, S(3, 2, 3, 4), S(2, 4, -1));
-    tgt(K_RESHAPE, S(0), S(2, 1, 1));
-    tgt(K_BROADCAST_TO, S(2, 3, 1), S(3, 2, 3, 4));
-    tgt(K_BROADCAST_TO, S(0), S(1, 3));
-    tgt(K_SUM_TO, S(3, 2, 3, 4), S(2, 1, 4));
-    tgt(K_SUM_TO, S(3, 2, 3, 4), S(0));
-    bin(K_COMPOSITE, S(2, 3, 4), S(2, 4, 5), false);
-    bin(K_COMPOSITE, S(3, 2, 3, 4), S(2, 4, 3), false);
+    for (size_t k = 0; k < sizeof mm / sizeof *mm; k++)
+        bin(K_MATMUL, mm[k][0], mm[k][1], G_AWAY0, G_AWAY0);
+    tgt(K_TRANSPOSE, S(2, 3, 4), S(0), G_AWAY0);
+    tgt(K_TRANSPOSE, S(3, 2, 3, 4), S(0), G_AWAY0);
+    tgt(K_TRANSPOSE, S(1, 4), S(0), G_AWAY0);
+    tgt(K_RESHAPE, S(3, 2, 3, 4), S(2, 4, -1), G_AWAY0);
+    tgt(K_RESHAPE, S(0), S(2, 1, 1), G_AWAY0);
+    tgt(K_BROADCAST_TO, S(2, 3, 1), S(3, 2, 3, 4), G_AWAY0);
+    tgt(K_BROADCAST_TO, S(0), S(1, 3), G_AWAY0);
+    tgt(K_SUM_TO, S(3, 2, 3, 4), S(2, 1, 4), G_AWAY0);
+    tgt(K_SUM_TO, S(3, 2, 3, 4), S(0), G_AWAY0);
+    bin(K_COMPOSITE, S(2, 3, 4), S(2, 4, 5), G_AWAY0, G_AWAY0);
+    bin(K_COMPOSITE, S(3, 2, 3, 4), S(2, 4, 3), G_AWAY0, G_AWAY0);
 }
 
 /* ---- mixing the modes ----------------------------------------------------- */
@@ -474,7 +360,7 @@ static void hvps(void) {
     nb_set_requires_grad(n.W2, false);
     nb_set_requires_grad(n.y, false);
     nb_tensor *W1 = nb_randn(2, (const int64_t[]){3, 4}, 14);
-    nb_tensor *v = random_like(W1);
+    nb_tensor *v = random_like(W1, &lcg_);
     nb_tensor *hv = nb_hvp(net_loss, W1, v, &n);
     CHECK(hv && nb_ndim(hv) == 2 && nb_shape(hv)[0] == 3 && nb_shape(hv)[1] == 4);
     CHECK(nb_grad(W1) == NULL);
@@ -482,8 +368,7 @@ static void hvps(void) {
     const double h = 1e-5;
     nb_tensor *gs[2] = {NULL, NULL};
     for (int k = 0; k < 2; k++) {
-        nb_tensor *w = nb_copy(W1);
-        for (int64_t j = 0; j < 12; j++) nb_data_mut(w)[j] += (k ? -h : h) * nb_data(v)[j];
+        nb_tensor *w = shifted(W1, v, k ? -h : h);
         nb_tensor *L = net_loss(w, &n);
         CHECK(nb_autograd(1, &L, NULL, 1, &w, &gs[k], false) == 0);
     }

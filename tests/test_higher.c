@@ -6,9 +6,9 @@
    untouched, zeros for unused inputs, errors). */
 #include "nabla.h"
 #include "check.h"
+#include "opcases.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,41 +105,6 @@ static void elementwise_orders(const unary_case *u) {
 }
 
 /* ---- every op: gradgradcheck and Hessian-vector products ---------------- */
-typedef struct shp {
-    int nd;
-    int64_t s[NB_MAX_DIMS];
-} shp;
-static shp S(int nd, ...) {
-    shp r;
-    memset(&r, 0, sizeof r);
-    r.nd = nd;
-    va_list ap;
-    va_start(ap, nd);
-    for (int i = 0; i < nd; i++) r.s[i] = va_arg(ap, int);
-    va_end(ap);
-    return r;
-}
-
-enum kind {
-    K_ADD, K_SUB, K_PROD, K_DIV, K_MAXIMUM, K_POW, K_SUM, K_MEAN, K_MAX, K_SUM_AXIS,
-    K_MEAN_AXIS, K_MAX_AXIS, K_SOFTMAX, K_LOG_SOFTMAX, K_MATMUL, K_TRANSPOSE, K_RESHAPE,
-    K_BROADCAST_TO, K_SUM_TO, K_SIGMOID_OF_PROD, K_COMPOSITE
-};
-static const char *const KNAME[] = {
-    "add", "sub", "prod", "div", "maximum", "pow", "sum", "mean", "max", "sum_axis",
-    "mean_axis", "max_axis", "softmax", "log_softmax", "matmul", "transpose", "reshape",
-    "broadcast_to", "sum_to", "sigmoid(prod)", "composite"};
-
-typedef struct tcase {
-    int op, nin;
-    shp in[2];
-    bool positive[2];
-    int axis;
-    bool keep;
-    double p;
-    shp target;
-} tcase;
-
 /* Most ops are linear or piecewise linear, so they are composed with a
    square (or multiplied by themselves) to give the second-order rules of
    their backward something to do: f = op(x) * op(x) in those cases. */
@@ -147,25 +112,13 @@ static nb_tensor *apply(int n, nb_tensor *const *in, void *vctx) {
     const tcase *c = vctx;
     nb_tensor *a = in[0], *b = n > 1 ? in[1] : NULL;
     switch (c->op) {
-    case K_ADD: return nb_square(nb_add(a, b));
-    case K_SUB: return nb_square(nb_sub(a, b));
-    case K_PROD: return nb_prod(a, b);
-    case K_DIV: return nb_div(a, b);
-    case K_MAXIMUM: return nb_square(nb_maximum(a, b));
-    case K_POW: return nb_pow(a, c->p);
-    case K_SUM: return nb_square(nb_sum(nb_square(a)));
-    case K_MEAN: return nb_square(nb_mean(nb_square(a)));
-    case K_MAX: return nb_square(nb_max(nb_square(a)));
-    case K_SUM_AXIS: return nb_square(nb_sum_axis(nb_square(a), c->axis, c->keep));
-    case K_MEAN_AXIS: return nb_square(nb_mean_axis(nb_square(a), c->axis, c->keep));
-    case K_MAX_AXIS: return nb_square(nb_max_axis(a, c->axis, c->keep));
-    case K_SOFTMAX: return nb_softmax(a, c->axis);
-    case K_LOG_SOFTMAX: return nb_log_softmax(a, c->axis);
-    case K_MATMUL: return nb_matmul(a, b);
-    case K_TRANSPOSE: return nb_square(nb_transpose(a));
-    case K_RESHAPE: return nb_square(nb_reshape(a, c->target.nd, c->target.s));
-    case K_BROADCAST_TO: return nb_square(nb_broadcast_to(a, c->target.nd, c->target.s));
-    case K_SUM_TO: return nb_square(nb_sum_to(a, c->target.nd, c->target.s));
+    case K_ADD: case K_SUB: case K_MAXIMUM: case K_MAX_AXIS: case K_TRANSPOSE: case K_RESHAPE:
+    case K_BROADCAST_TO: case K_SUM_TO:
+        return nb_square(apply_op(n, in, vctx));
+    case K_SUM: case K_MEAN: case K_MAX: case K_SUM_AXIS: case K_MEAN_AXIS: {
+        nb_tensor *sq = nb_square(a);
+        return nb_square(apply_op(1, &sq, vctx));
+    }
     case K_SIGMOID_OF_PROD: return nb_sigmoid(nb_prod(a, b));
     case K_COMPOSITE: {
         /* log_softmax(tanh(a @ b) / (1 + b^2 summed)) * exp(-a mean) */
@@ -174,31 +127,12 @@ static nb_tensor *apply(int n, nb_tensor *const *in, void *vctx) {
         nb_tensor *l = nb_log_softmax(nb_div(h, d), -1);
         return nb_prod(l, nb_exp(nb_neg(nb_mean(a))));
     }
-    default: return NULL;
+    default: return apply_op(n, in, vctx); /* prod, div, pow, softmax, log_softmax, matmul */
     }
 }
 
-static uint64_t seed_ = 777;
-static nb_tensor *make_input(const shp *s, bool positive) {
-    nb_tensor *t = nb_randn(s->nd, s->s, seed_++);
-    if (t && positive)
-        for (int64_t i = 0; i < nb_numel(t); i++)
-            nb_data_mut(t)[i] = 0.5 + fabs(fmod(nb_data(t)[i], 2.0));
-    return t;
-}
-static uint64_t lcg_ = 4242;
-static double urand(void) {
-    lcg_ = lcg_ * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(lcg_ >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-}
-static nb_tensor *random_like(const nb_tensor *t) {
-    nb_tensor *r = nb_zeros(nb_ndim(t), nb_shape(t));
-    if (r) {
-        for (int64_t i = 0; i < nb_numel(r); i++) nb_data_mut(r)[i] = urand();
-        nb_set_requires_grad(r, false);
-    }
-    return r;
-}
+static uint64_t seed_ = 777; /* inputs */
+static uint64_t lcg_ = 4242; /* directions */
 
 /* gradients of <u, f(x)> with respect to every input (no graph) */
 static bool grads_of(const tcase *c, nb_tensor **in, nb_tensor *u, nb_tensor **g) {
@@ -209,7 +143,7 @@ static bool grads_of(const tcase *c, nb_tensor **in, nb_tensor *u, nb_tensor **g
 static void run_case(const tcase *c) {
     size_t mark = nb_scope_begin();
     nb_tensor *in[2] = {NULL, NULL};
-    for (int i = 0; i < c->nin; i++) in[i] = make_input(&c->in[i], c->positive[i]);
+    for (int i = 0; i < c->nin; i++) in[i] = make_input(&c->in[i], c->gen[i], &seed_);
     const char *name = KNAME[c->op];
 
     double err = -1;
@@ -225,15 +159,13 @@ static void run_case(const tcase *c) {
     /* H v by double backward against central differences of the gradient */
     nb_tensor *y = apply(c->nin, in, (void *)c);
     if (!y) {
-        check_failed_++;
-        fprintf(stderr, "%s: forward failed: %s\n", name, nb_last_error());
-        nb_clear_error();
+        step_failed(name, "forward");
         nb_scope_end(mark);
         return;
     }
-    nb_tensor *u = random_like(y);
+    nb_tensor *u = random_like(y, &lcg_);
     nb_tensor *v[2] = {NULL, NULL}, *g[2] = {NULL, NULL}, *hv[2] = {NULL, NULL};
-    for (int i = 0; i < c->nin; i++) v[i] = random_like(in[i]);
+    for (int i = 0; i < c->nin; i++) v[i] = random_like(in[i], &lcg_);
     rc = nb_autograd(1, &y, &u, c->nin, in, g, true);
     nb_tensor *s = NULL;
     for (int i = 0; i < c->nin && rc == 0; i++) {
@@ -242,9 +174,7 @@ static void run_case(const tcase *c) {
     }
     if (rc == 0) rc = nb_autograd(1, &s, NULL, c->nin, in, hv, false);
     if (rc != 0) {
-        check_failed_++;
-        fprintf(stderr, "%s: double backward failed: %s\n", name, nb_last_error());
-        nb_clear_error();
+        step_failed(name, "double backward");
         nb_scope_end(mark);
         return;
     }
@@ -253,10 +183,8 @@ static void run_case(const tcase *c) {
     for (int sign = 1; sign >= -1; sign -= 2) {
         nb_tensor *xs[2] = {NULL, NULL};
         for (int i = 0; i < c->nin; i++) {
-            xs[i] = nb_copy(in[i]);
+            xs[i] = shifted(in[i], v[i], sign * h);
             nb_set_requires_grad(xs[i], true);
-            for (int64_t j = 0; j < nb_numel(xs[i]); j++)
-                nb_data_mut(xs[i])[j] += sign * h * nb_data(v[i])[j];
         }
         CHECK(grads_of(c, xs, u, sign > 0 ? gp : gm));
     }
@@ -282,60 +210,37 @@ static void run_case(const tcase *c) {
     nb_scope_end(mark);
 }
 
-static void bin(int op, shp a, shp b, bool pa, bool pb) {
-    tcase c = {.op = op, .nin = 2, .in = {a, b}, .positive = {pa, pb}};
-    run_case(&c);
-}
-static void un(int op, shp a, int axis, bool keep, double p, bool positive) {
-    tcase c = {.op = op, .nin = 1, .in = {a}, .axis = axis, .keep = keep, .p = p,
-               .positive = {positive}};
-    run_case(&c);
-}
-static void tgt(int op, shp a, shp t) {
-    tcase c = {.op = op, .nin = 1, .in = {a}, .target = t};
-    run_case(&c);
-}
-
 static void other_ops(void) {
     const shp pairs[][2] = {{S(1, 4), S(1, 4)}, {S(0), S(2, 2, 3)}, {S(2, 1, 3), S(2, 2, 1)},
                             {S(3, 2, 3, 4), S(2, 3, 1)}};
     const int bops[] = {K_ADD, K_SUB, K_PROD, K_DIV, K_MAXIMUM, K_SIGMOID_OF_PROD};
     for (size_t o = 0; o < sizeof bops / sizeof *bops; o++)
         for (size_t k = 0; k < sizeof pairs / sizeof *pairs; k++)
-            bin(bops[o], pairs[k][0], pairs[k][1], false, bops[o] == K_DIV);
+            bin(bops[o], pairs[k][0], pairs[k][1], G_NORMAL,
+                bops[o] == K_DIV ? G_POSITIVE : G_NORMAL);
     const double pw[] = {2, 3, 0.5, -1.5, 2.7};
-    for (int i = 0; i < 5; i++) un(K_POW, S(2, 2, 3), 0, false, pw[i], true);
-    un(K_POW, S(2, 2, 3), 0, false, 3, false);
+    for (int i = 0; i < 5; i++) un(K_POW, S(2, 2, 3), 0, false, pw[i], G_POSITIVE);
+    un(K_POW, S(2, 2, 3), 0, false, 3, G_NORMAL);
     const shp rs[] = {S(0), S(1, 5), S(2, 3, 4), S(3, 2, 3, 2)};
     for (size_t k = 0; k < 4; k++) {
-        un(K_SUM, rs[k], 0, false, 0, false);
-        un(K_MEAN, rs[k], 0, false, 0, false);
-        un(K_MAX, rs[k], 0, false, 0, false);
-        for (int ax = -rs[k].nd; ax < rs[k].nd; ax++) {
-            for (int keep = 0; keep < 2; keep++) {
-                un(K_SUM_AXIS, rs[k], ax, keep, 0, false);
-                un(K_MEAN_AXIS, rs[k], ax, keep, 0, false);
-                un(K_MAX_AXIS, rs[k], ax, keep, 0, false);
-            }
-            un(K_SOFTMAX, rs[k], ax, false, 0, false);
-            un(K_LOG_SOFTMAX, rs[k], ax, false, 0, false);
-        }
+        whole_reductions(rs[k], G_NORMAL);
+        axis_sweep(rs[k], G_NORMAL);
     }
     const shp mm[][2] = {{S(2, 3, 4), S(2, 4, 2)}, {S(1, 4), S(2, 4, 3)}, {S(2, 3, 4), S(1, 4)},
                          {S(1, 4), S(1, 4)}, {S(3, 2, 3, 4), S(2, 4, 2)},
                          {S(4, 2, 1, 3, 4), S(3, 3, 4, 2)}};
     for (size_t k = 0; k < sizeof mm / sizeof *mm; k++) {
         /* matmul is bilinear: its Hessian is the cross term between a and b */
-        bin(K_MATMUL, mm[k][0], mm[k][1], false, false);
+        bin(K_MATMUL, mm[k][0], mm[k][1], G_NORMAL, G_NORMAL);
     }
-    bin(K_COMPOSITE, S(2, 3, 4), S(2, 4, 5), false, false);
-    bin(K_COMPOSITE, S(3, 2, 3, 4), S(2, 4, 3), false, false);
-    tgt(K_TRANSPOSE, S(2, 3, 4), S(0));
-    tgt(K_TRANSPOSE, S(3, 2, 3, 4), S(0));
-    tgt(K_RESHAPE, S(3, 2, 3, 4), S(2, 4, -1));
-    tgt(K_RESHAPE, S(1, 6), S(3, 1, 2, 3));
-    tgt(K_BROADCAST_TO, S(2, 3, 1), S(3, 2, 3, 4));
-    tgt(K_SUM_TO, S(3, 2, 3, 4), S(2, 1, 4));
+    bin(K_COMPOSITE, S(2, 3, 4), S(2, 4, 5), G_NORMAL, G_NORMAL);
+    bin(K_COMPOSITE, S(3, 2, 3, 4), S(2, 4, 3), G_NORMAL, G_NORMAL);
+    tgt(K_TRANSPOSE, S(2, 3, 4), S(0), G_NORMAL);
+    tgt(K_TRANSPOSE, S(3, 2, 3, 4), S(0), G_NORMAL);
+    tgt(K_RESHAPE, S(3, 2, 3, 4), S(2, 4, -1), G_NORMAL);
+    tgt(K_RESHAPE, S(1, 6), S(3, 1, 2, 3), G_NORMAL);
+    tgt(K_BROADCAST_TO, S(2, 3, 1), S(3, 2, 3, 4), G_NORMAL);
+    tgt(K_SUM_TO, S(3, 2, 3, 4), S(2, 1, 4), G_NORMAL);
 }
 
 /* ---- seed 002: f = b (a + b)(a - b) = a^2 b - b^3 at a = 1, b = 2 ----------- */

@@ -8,9 +8,9 @@
    and a check that nb_gradcheck itself reports a wrong gradient. */
 #include "nabla.h"
 #include "check.h"
+#include "opcases.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,51 +19,9 @@
 #define GTOL 1e-6  /* gradient tolerance (relative to max(1, |numeric|)) */
 #define FTOL 1e-12 /* forward tolerance (relative to max(1, |expected|)) */
 
-typedef struct shp {
-    int nd;
-    int64_t s[NB_MAX_DIMS];
-} shp;
-
-enum kind {
-    K_ADD, K_SUB, K_PROD, K_DIV, K_MAXIMUM,
-    K_NEG, K_SIN, K_COS, K_EXP, K_LOG, K_SQRT, K_SQUARE, K_RELU, K_SIGMOID, K_TANH,
-    K_POW, K_SCALE,
-    K_SUM, K_MEAN, K_MAX, K_SUM_AXIS, K_MEAN_AXIS, K_MAX_AXIS, K_SOFTMAX, K_LOG_SOFTMAX,
-    K_MATMUL, K_TRANSPOSE, K_RESHAPE, K_BROADCAST_TO, K_SUM_TO,
-    K_COUNT
-};
-static const char *const KNAME[K_COUNT] = {
-    "add", "sub", "prod", "div", "maximum",
-    "neg", "sin", "cos", "exp", "log", "sqrt", "square", "relu", "sigmoid", "tanh",
-    "pow", "scale",
-    "sum", "mean", "max", "sum_axis", "mean_axis", "max_axis", "softmax", "log_softmax",
-    "matmul", "transpose", "reshape", "broadcast_to", "sum_to"};
-
-enum gen { G_NORMAL, G_POSITIVE, G_AWAY0 }; /* randn; in [0.5, 2.5); |x| >= 0.3 */
-
-typedef struct tcase {
-    int op, nin;
-    shp in[2];
-    int gen[2];
-    int axis;
-    bool keep;
-    double p;   /* pow exponent, scale factor */
-    shp target; /* reshape / broadcast_to / sum_to */
-} tcase;
-
-static int cases_run[K_COUNT];
+static int cases_run[K_NSINGLE];
 
 /* ---- shapes --------------------------------------------------------------- */
-static shp S(int nd, ...) {
-    shp r;
-    memset(&r, 0, sizeof r);
-    r.nd = nd;
-    va_list ap;
-    va_start(ap, nd);
-    for (int i = 0; i < nd; i++) r.s[i] = va_arg(ap, int);
-    va_end(ap);
-    return r;
-}
 static int64_t numel_of(const shp *s) {
     int64_t n = 1;
     for (int i = 0; i < s->nd; i++) n *= s->s[i];
@@ -102,45 +60,6 @@ static void next_idx(const shp *s, int64_t *idx) {
     }
 }
 static int norm_axis(int axis, int nd) { return axis < 0 ? axis + nd : axis; }
-
-/* ---- the op under test, as an nb_multi_fn ---------------------------------- */
-static nb_tensor *apply(int n, nb_tensor *const *in, void *vctx) {
-    const tcase *c = vctx;
-    nb_tensor *a = in[0], *b = n > 1 ? in[1] : NULL;
-    switch (c->op) {
-    case K_ADD: return nb_add(a, b);
-    case K_SUB: return nb_sub(a, b);
-    case K_PROD: return nb_prod(a, b);
-    case K_DIV: return nb_div(a, b);
-    case K_MAXIMUM: return nb_maximum(a, b);
-    case K_NEG: return nb_neg(a);
-    case K_SIN: return nb_sin(a);
-    case K_COS: return nb_cos(a);
-    case K_EXP: return nb_exp(a);
-    case K_LOG: return nb_log(a);
-    case K_SQRT: return nb_sqrt(a);
-    case K_SQUARE: return nb_square(a);
-    case K_RELU: return nb_relu(a);
-    case K_SIGMOID: return nb_sigmoid(a);
-    case K_TANH: return nb_tanh(a);
-    case K_POW: return nb_pow(a, c->p);
-    case K_SCALE: return nb_scale(a, c->p);
-    case K_SUM: return nb_sum(a);
-    case K_MEAN: return nb_mean(a);
-    case K_MAX: return nb_max(a);
-    case K_SUM_AXIS: return nb_sum_axis(a, c->axis, c->keep);
-    case K_MEAN_AXIS: return nb_mean_axis(a, c->axis, c->keep);
-    case K_MAX_AXIS: return nb_max_axis(a, c->axis, c->keep);
-    case K_SOFTMAX: return nb_softmax(a, c->axis);
-    case K_LOG_SOFTMAX: return nb_log_softmax(a, c->axis);
-    case K_MATMUL: return nb_matmul(a, b);
-    case K_TRANSPOSE: return nb_transpose(a);
-    case K_RESHAPE: return nb_reshape(a, c->target.nd, c->target.s);
-    case K_BROADCAST_TO: return nb_broadcast_to(a, c->target.nd, c->target.s);
-    case K_SUM_TO: return nb_sum_to(a, c->target.nd, c->target.s);
-    default: return NULL;
-    }
-}
 
 /* ---- the reference forward: plain C ------------------------------------- */
 static double sigmoid_ref(double x) { return 1.0 / (1.0 + exp(-x)); }
@@ -323,24 +242,8 @@ static bool ref_forward(const tcase *c, const double *const *x, shp *os, double 
 }
 
 /* ---- inputs ----------------------------------------------------------------- */
-static uint64_t seed_ = 12345;
-static nb_tensor *make_input(const shp *s, int gen) {
-    nb_tensor *t = nb_randn(s->nd, s->s, seed_++);
-    if (!t) return NULL;
-    double *d = nb_data_mut(t);
-    for (int64_t i = 0; i < nb_numel(t); i++) {
-        if (gen == G_POSITIVE) d[i] = 0.5 + fabs(fmod(d[i], 2.0));
-        else if (gen == G_AWAY0 && fabs(d[i]) < 0.3) d[i] += d[i] < 0 ? -0.3 : 0.3;
-    }
-    return t;
-}
-
-/* a reproducible direction in [-1, 1] */
-static uint64_t lcg_ = 99;
-static double urand(void) {
-    lcg_ = lcg_ * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(lcg_ >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-}
+static uint64_t seed_ = 12345; /* inputs */
+static uint64_t lcg_ = 99;     /* directions */
 
 static bool same_shape(const nb_tensor *t, const shp *s) {
     if (!t || nb_ndim(t) != s->nd) return false;
@@ -363,7 +266,7 @@ static void describe(const tcase *c, char *buf, size_t size) {
 static double inner_u(const tcase *c, nb_tensor *const *in, const double *u) {
     size_t mark = nb_scope_begin();
     bool prev = nb_set_grad_enabled(false);
-    nb_tensor *y = apply(c->nin, in, (void *)c);
+    nb_tensor *y = apply_op(c->nin, in, (void *)c);
     double acc = NAN;
     if (y) {
         acc = 0;
@@ -382,11 +285,11 @@ static void run_case(const tcase *c) {
     nb_tensor *in[2] = {NULL, NULL};
     const double *xd[2] = {NULL, NULL};
     for (int i = 0; i < c->nin; i++) {
-        in[i] = make_input(&c->in[i], c->gen[i]);
+        in[i] = make_input(&c->in[i], c->gen[i], &seed_);
         xd[i] = in[i] ? nb_data(in[i]) : NULL;
     }
     nb_clear_error();
-    nb_tensor *y = apply(c->nin, in, (void *)c);
+    nb_tensor *y = apply_op(c->nin, in, (void *)c);
     if (!y) {
         check_failed_++;
         fprintf(stderr, "%s: returned NULL: %s\n", what,
@@ -425,7 +328,7 @@ static void run_case(const tcase *c) {
 
     /* 2. the library's gradcheck */
     double err = -1;
-    int rc = nb_gradcheck(apply, c->nin, in, (void *)c, EPS, &err);
+    int rc = nb_gradcheck(apply_op, c->nin, in, (void *)c, EPS, &err);
     if (rc != 0 || !(err >= 0 && err < GTOL)) {
         check_failed_++;
         fprintf(stderr, "%s: nb_gradcheck rc=%d max_err=%g (%s)\n", what, rc, err,
@@ -437,13 +340,13 @@ static void run_case(const tcase *c) {
     /* 3. an independent central difference of <u, f(x)> */
     int64_t ny = nb_numel(y);
     double *u = malloc(sizeof(double) * (size_t)(ny ? ny : 1));
-    for (int64_t i = 0; i < ny; i++) u[i] = urand();
+    for (int64_t i = 0; i < ny; i++) u[i] = urand(&lcg_);
     nb_tensor *cp[2] = {NULL, NULL};
     for (int i = 0; i < c->nin; i++) {
         cp[i] = nb_copy(in[i]);
         nb_set_requires_grad(cp[i], true);
     }
-    nb_tensor *y2 = apply(c->nin, cp, (void *)c);
+    nb_tensor *y2 = apply_op(c->nin, cp, (void *)c);
     nb_tensor *useed = y2 ? nb_new(u, nb_ndim(y2), nb_shape(y2)) : NULL;
     if (useed) nb_set_requires_grad(useed, false);
     rc = y2 && useed ? nb_backward(y2, useed) : -1;
@@ -487,22 +390,7 @@ static void run_case(const tcase *c) {
 }
 
 /* ---- the case list ------------------------------------------------------- */
-static void binary(int op, shp a, shp b, int gb) {
-    tcase c = {.op = op, .nin = 2, .in = {a, b}, .gen = {G_NORMAL, gb}};
-    run_case(&c);
-}
-static void unary(int op, shp a, int gen, double p) {
-    tcase c = {.op = op, .nin = 1, .in = {a}, .gen = {gen}, .p = p};
-    run_case(&c);
-}
-static void axis_op(int op, shp a, int axis, bool keep) {
-    tcase c = {.op = op, .nin = 1, .in = {a}, .gen = {G_NORMAL}, .axis = axis, .keep = keep};
-    run_case(&c);
-}
-static void target_op(int op, shp a, shp t) {
-    tcase c = {.op = op, .nin = 1, .in = {a}, .gen = {G_NORMAL}, .target = t};
-    run_case(&c);
-}
+static void unary(int op, shp a, int gen, double p) { un(op, a, 0, false, p, gen); }
 
 static void all_cases(void) {
     /* element-wise binary ops, broadcasting included */
@@ -515,7 +403,7 @@ static void all_cases(void) {
     const int bops[] = {K_ADD, K_SUB, K_PROD, K_DIV, K_MAXIMUM};
     for (size_t o = 0; o < sizeof bops / sizeof *bops; o++)
         for (size_t k = 0; k < sizeof pairs / sizeof *pairs; k++)
-            binary(bops[o], pairs[k][0], pairs[k][1], bops[o] == K_DIV ? G_AWAY0 : G_NORMAL);
+            bin(bops[o], pairs[k][0], pairs[k][1], G_NORMAL, bops[o] == K_DIV ? G_AWAY0 : G_NORMAL);
 
     /* element-wise unary ops */
     const shp ushapes[] = {S(0), S(1, 5), S(2, 3, 1), S(3, 2, 3, 4)};
@@ -541,25 +429,11 @@ static void all_cases(void) {
 
     /* reductions of all elements */
     const shp rshapes[] = {S(0), S(1, 5), S(2, 3, 1), S(2, 1, 4), S(3, 2, 3, 4)};
-    for (size_t k = 0; k < sizeof rshapes / sizeof *rshapes; k++) {
-        axis_op(K_SUM, rshapes[k], 0, false);
-        axis_op(K_MEAN, rshapes[k], 0, false);
-        axis_op(K_MAX, rshapes[k], 0, false);
-    }
+    for (size_t k = 0; k < sizeof rshapes / sizeof *rshapes; k++)
+        whole_reductions(rshapes[k], G_NORMAL);
     /* reductions along every axis, with and without keepdims; softmax along each axis */
     const shp ashapes[] = {S(1, 5), S(2, 3, 4), S(2, 4, 1), S(3, 2, 3, 4)};
-    for (size_t k = 0; k < sizeof ashapes / sizeof *ashapes; k++) {
-        int nd = ashapes[k].nd;
-        for (int ax = -nd; ax < nd; ax++) {
-            for (int keep = 0; keep < 2; keep++) {
-                axis_op(K_SUM_AXIS, ashapes[k], ax, keep);
-                axis_op(K_MEAN_AXIS, ashapes[k], ax, keep);
-                axis_op(K_MAX_AXIS, ashapes[k], ax, keep);
-            }
-            axis_op(K_SOFTMAX, ashapes[k], ax, false);
-            axis_op(K_LOG_SOFTMAX, ashapes[k], ax, false);
-        }
-    }
+    for (size_t k = 0; k < sizeof ashapes / sizeof *ashapes; k++) axis_sweep(ashapes[k], G_NORMAL);
 
     /* matmul in all its forms */
     const shp mm[][2] = {
@@ -576,30 +450,32 @@ static void all_cases(void) {
         {S(2, 1, 4), S(2, 4, 1)},       /* (1,4)@(4,1)     */
         {S(2, 3, 1), S(2, 1, 3)},       /* outer product   */
     };
-    for (size_t k = 0; k < sizeof mm / sizeof *mm; k++) binary(K_MATMUL, mm[k][0], mm[k][1], G_NORMAL);
+    for (size_t k = 0; k < sizeof mm / sizeof *mm; k++)
+        bin(K_MATMUL, mm[k][0], mm[k][1], G_NORMAL, G_NORMAL);
 
     /* shape ops */
     const shp tshapes[] = {S(0), S(1, 5), S(2, 3, 4), S(3, 2, 3, 4), S(2, 1, 4)};
-    for (size_t k = 0; k < sizeof tshapes / sizeof *tshapes; k++) target_op(K_TRANSPOSE, tshapes[k], S(0));
-    target_op(K_RESHAPE, S(3, 2, 3, 4), S(2, 4, 6));
-    target_op(K_RESHAPE, S(3, 2, 3, 4), S(1, -1));
-    target_op(K_RESHAPE, S(3, 2, 3, 4), S(2, 3, -1));
-    target_op(K_RESHAPE, S(3, 2, 3, 4), S(4, 2, -1, 3, 1));
-    target_op(K_RESHAPE, S(1, 5), S(2, 5, 1));
-    target_op(K_RESHAPE, S(0), S(2, 1, 1));
-    target_op(K_RESHAPE, S(2, 1, 1), S(0));
-    target_op(K_RESHAPE, S(2, 4, 6), S(3, 2, 3, 4));
-    target_op(K_BROADCAST_TO, S(2, 3, 1), S(3, 2, 3, 4));
-    target_op(K_BROADCAST_TO, S(0), S(2, 2, 3));
-    target_op(K_BROADCAST_TO, S(1, 4), S(2, 3, 4));
-    target_op(K_BROADCAST_TO, S(2, 1, 4), S(2, 1, 4));
-    target_op(K_BROADCAST_TO, S(3, 2, 1, 4), S(4, 5, 2, 3, 4));
-    target_op(K_SUM_TO, S(3, 2, 3, 4), S(2, 3, 1));
-    target_op(K_SUM_TO, S(3, 2, 3, 4), S(0));
-    target_op(K_SUM_TO, S(2, 3, 4), S(1, 4));
-    target_op(K_SUM_TO, S(2, 3, 4), S(2, 1, 4));
-    target_op(K_SUM_TO, S(2, 3, 4), S(2, 3, 4));
-    target_op(K_SUM_TO, S(3, 2, 3, 4), S(3, 2, 1, 1));
+    for (size_t k = 0; k < sizeof tshapes / sizeof *tshapes; k++)
+        tgt(K_TRANSPOSE, tshapes[k], S(0), G_NORMAL);
+    tgt(K_RESHAPE, S(3, 2, 3, 4), S(2, 4, 6), G_NORMAL);
+    tgt(K_RESHAPE, S(3, 2, 3, 4), S(1, -1), G_NORMAL);
+    tgt(K_RESHAPE, S(3, 2, 3, 4), S(2, 3, -1), G_NORMAL);
+    tgt(K_RESHAPE, S(3, 2, 3, 4), S(4, 2, -1, 3, 1), G_NORMAL);
+    tgt(K_RESHAPE, S(1, 5), S(2, 5, 1), G_NORMAL);
+    tgt(K_RESHAPE, S(0), S(2, 1, 1), G_NORMAL);
+    tgt(K_RESHAPE, S(2, 1, 1), S(0), G_NORMAL);
+    tgt(K_RESHAPE, S(2, 4, 6), S(3, 2, 3, 4), G_NORMAL);
+    tgt(K_BROADCAST_TO, S(2, 3, 1), S(3, 2, 3, 4), G_NORMAL);
+    tgt(K_BROADCAST_TO, S(0), S(2, 2, 3), G_NORMAL);
+    tgt(K_BROADCAST_TO, S(1, 4), S(2, 3, 4), G_NORMAL);
+    tgt(K_BROADCAST_TO, S(2, 1, 4), S(2, 1, 4), G_NORMAL);
+    tgt(K_BROADCAST_TO, S(3, 2, 1, 4), S(4, 5, 2, 3, 4), G_NORMAL);
+    tgt(K_SUM_TO, S(3, 2, 3, 4), S(2, 3, 1), G_NORMAL);
+    tgt(K_SUM_TO, S(3, 2, 3, 4), S(0), G_NORMAL);
+    tgt(K_SUM_TO, S(2, 3, 4), S(1, 4), G_NORMAL);
+    tgt(K_SUM_TO, S(2, 3, 4), S(2, 1, 4), G_NORMAL);
+    tgt(K_SUM_TO, S(2, 3, 4), S(2, 3, 4), G_NORMAL);
+    tgt(K_SUM_TO, S(3, 2, 3, 4), S(3, 2, 1, 1), G_NORMAL);
 }
 
 /* ---- softmax / log_softmax at +-1000: finite values and gradients -------- */
@@ -797,7 +673,7 @@ int main(void) {
     maximum_self();
     pow_at_zero();
     threaded();
-    for (int k = 0; k < K_COUNT; k++) {
+    for (int k = 0; k < K_NSINGLE; k++) {
         if (cases_run[k] == 0) fprintf(stderr, "op %s has no case\n", KNAME[k]);
         CHECK(cases_run[k] > 0);
     }
