@@ -36,9 +36,20 @@ bool nb_set_grad_enabled(bool on) {
 
 bool nb_is_grad_enabled(void) { return !nb__T()->grad_disabled; }
 
+static nb_tensor *link(nb_tensor *t, nb__op op, int nin, nb_tensor *const *in);
+
 nb_tensor *nb__node(nb__op op, int ndim, const int64_t *shape, int nin, nb_tensor *const *in) {
     nb_tensor *t = nb__alloc(nb__ops[op].name, ndim, shape);
-    if (!t) return NULL;
+    return t ? link(t, op, nin, in) : NULL;
+}
+
+nb_tensor *nb__node_like(nb__op op, const nb_tensor *like, int nin, nb_tensor *const *in) {
+    nb_tensor *t = nb__alloc_like(nb__ops[op].name, like);
+    return t ? link(t, op, nin, in) : NULL;
+}
+
+/* names t as an output of op and, when recording, links its inputs */
+static nb_tensor *link(nb_tensor *t, nb__op op, int nin, nb_tensor *const *in) {
     t->op = (uint16_t)op;
     nb__name(t, op);
     if (!nb__T()->grad_disabled) {
@@ -80,11 +91,19 @@ nb_tensor *nb__finish(nb_tensor *out, int nin, nb_tensor *const *in) {
             out->tangent = nb_retain(tan);
         }
     }
-    if (T->anomaly && !nb__check_finite(out, "forward")) {
+    if (T->anomaly && !T->in_rule && !nb__check_finite(out, "forward")) {
         nb_release(out);
         return NULL;
     }
     return nb__pool(out);
+}
+
+nb_tensor *nb__plain(nb__op op, const nb_tensor *like) {
+    nb_tensor *t = nb__alloc_like(nb__ops[op].name, like);
+    if (!t) return NULL;
+    t->op = (uint16_t)op;
+    nb__name(t, op);
+    return nb__pool(t);
 }
 
 nb_tensor *nb_detach(nb_tensor *a) {
@@ -249,8 +268,9 @@ static int sweep(const char *who, int nroots, nb_tensor *const *roots, nb_tensor
         if (accumulate(root, seed, create_graph) != 0) return -1;
     }
 
-    bool saved = T->grad_disabled;
+    bool saved = T->grad_disabled, saved_quiet = T->quiet_names;
     T->grad_disabled = !create_graph;
+    T->quiet_names = !create_graph;
     int rc = 0;
     for (size_t k = n; k-- > 0 && rc == 0;) {
         nb_tensor *x = T->order[k];
@@ -264,7 +284,9 @@ static int sweep(const char *who, int nroots, nb_tensor *const *roots, nb_tensor
         if (any) {
             size_t mark = nb_scope_begin();
             nb_tensor *gin[NB__MAX_IN] = {0};
+            T->in_rule = true;
             rc = nb__ops[x->op].vjp(x, x->gacc, create_graph, need, gin);
+            T->in_rule = false;
             for (int i = 0; i < x->nin && rc == 0; i++) {
                 if (!need[i]) continue;
                 nb_tensor *in = x->in[i], *g = gin[i];
@@ -300,6 +322,7 @@ static int sweep(const char *who, int nroots, nb_tensor *const *roots, nb_tensor
         }
     }
     T->grad_disabled = saved;
+    T->quiet_names = saved_quiet;
     return rc;
 }
 

@@ -105,6 +105,10 @@ typedef struct nb__tls {
     bool initialised;
     bool grad_disabled;        /* nb_set_grad_enabled(false)                 */
     bool fwd_suspended;        /* inside a JVP rule: no nested tangents       */
+    bool quiet_names;          /* inside a plain backward: its temporaries do not
+                                  advance the user's name counters              */
+    bool in_rule;              /* inside a VJP rule: the sweep, not nb__finish,
+                                  checks (and names) anomalies                   */
     bool has_error;
     bool anomaly;              /* detect the first NaN/inf producer           */
     char error[512];
@@ -146,6 +150,8 @@ void nb__free(void *p);
    pooled, op IN but not yet named.  NULL + error (prefixed with `who`) on a
    bad shape, an overflowing size or no memory. */
 nb_tensor *nb__alloc(const char *who, int ndim, const int64_t *shape);
+/* The same for the shape of an existing tensor (already validated). */
+nb_tensor *nb__alloc_like(const char *who, const nb_tensor *like);
 /* A node whose data is external: storage gets a reference. */
 nb_tensor *nb__alloc_external(const char *who, int ndim, const int64_t *shape,
                               double *data, nb__storage *storage);
@@ -158,6 +164,8 @@ bool nb__shape_ok(const char *who, int ndim, const int64_t *shape, int64_t *nume
 /* The common path of every op: allocate the output of `shape`, name it, and
    if grad is enabled and an input requires grad, record the inputs. */
 nb_tensor *nb__node(nb__op op, int ndim, const int64_t *shape, int nin, nb_tensor *const *in);
+/* nb__node with the shape of `like`, an existing tensor (no re-validation) */
+nb_tensor *nb__node_like(nb__op op, const nb_tensor *like, int nin, nb_tensor *const *in);
 /* After the forward kernel: forward-mode tangent, anomaly check, pooling.
    Releases out and returns NULL if a step fails. */
 nb_tensor *nb__finish(nb_tensor *out, int nin, nb_tensor *const *in);
@@ -186,6 +194,10 @@ nb_tensor *nb__const(int ndim, const int64_t *shape, double value);
 nb_tensor *nb__const_like(const nb_tensor *t, double value);
 /* Zero tensor of `shape` used where a tangent is missing. */
 nb_tensor *nb__tangent_or_zeros(nb_tensor *tangent, const nb_tensor *like);
+
+/* An un-recorded tensor shaped like `like`, data uninitialised, named as an
+   output of op, pooled: for fused kernels of a plain backward. */
+nb_tensor *nb__plain(nb__op op, const nb_tensor *like);
 
 /* Unary op by id (used by rules that need f' as an expression). */
 nb_tensor *nb__unary(nb__op op, nb_tensor *a, double param);

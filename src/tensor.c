@@ -143,7 +143,6 @@ static void *block_get(int cls, size_t bytes) {
     void *b = T->free_list[cls];
     if (b) {
         T->free_list[cls] = *(void **)b;
-        T->stats.cached_bytes -= (int64_t)bytes;
         return b;
     }
     if (posix_memalign(&b, 64, bytes) != 0) return nb__err("out of memory (%zu bytes)", bytes);
@@ -155,7 +154,6 @@ static void block_put(void *b, int cls) {
     nb__tls *T = nb__T();
     *(void **)b = T->free_list[cls];
     T->free_list[cls] = b;
-    T->stats.cached_bytes += (int64_t)class_bytes(cls);
 }
 
 void nb_trim(void) {
@@ -169,11 +167,15 @@ void nb_trim(void) {
         }
         T->free_list[c] = NULL;
     }
-    T->stats.cached_bytes = 0;
 }
 
 void nb_memory_stats(nb_mem_stats *out) {
-    if (out) *out = nb__T()->stats;
+    if (!out) return;
+    nb__tls *T = nb__T();
+    *out = T->stats;
+    out->cached_bytes = 0; /* counted here, off the hot path */
+    for (int c = 0; c < NB__NCLASS; c++)
+        for (void *b = T->free_list[c]; b; b = *(void **)b) out->cached_bytes += (int64_t)class_bytes(c);
 }
 
 bool nb__shape_ok(const char *who, int ndim, const int64_t *shape, int64_t *numel) {
@@ -246,6 +248,10 @@ nb_tensor *nb__alloc(const char *who, int ndim, const int64_t *shape) {
     int64_t numel;
     if (!nb__shape_ok(who, ndim, shape, &numel)) return NULL;
     return alloc_header(who, ndim, shape, (size_t)numel * sizeof(double), numel);
+}
+
+nb_tensor *nb__alloc_like(const char *who, const nb_tensor *like) {
+    return alloc_header(who, like->ndim, like->shape, (size_t)like->numel * sizeof(double), like->numel);
 }
 
 nb_tensor *nb__alloc_external(const char *who, int ndim, const int64_t *shape, double *data,
@@ -330,7 +336,7 @@ void nb_cleanup(void) {
 void nb__name(nb_tensor *t, nb__op op) {
     nb__tls *T = nb__T();
     t->name_op = (uint16_t)op;
-    t->name_k = T->counts[op]++;
+    t->name_k = T->quiet_names ? 0 : T->counts[op]++;
     t->name_kind = NB__NAME_COUNTED;
     t->name[0] = 0;
 }

@@ -18,8 +18,7 @@
  * o = EXPR(x, y) over out's index space.  Fast paths for equal shapes and a
  * one-element operand; the general path walks rows of the last axis with
  * per-operand strides (0 along broadcast axes). */
-typedef struct {
-    int mode; /* 0 same shape, 1 b is one element, 2 a is one element, 3 general */
+typedef struct { /* the general case's plan */
     int n;    /* out's ndim                                                     */
     int64_t shape[NB_MAX_DIMS], sa[NB_MAX_DIMS], sb[NB_MAX_DIMS];
 } bcast;
@@ -29,38 +28,37 @@ static void strides_in(const nb_tensor *t, int n, const int64_t *oshape, int64_t
     for (int d = n - 1; d >= 0; d--) {
         int td = d - (n - t->ndim);
         int64_t dim = td >= 0 ? t->shape[td] : 1;
-        st[d] = (dim == 1 && oshape[d] != 1) ? 0 : (dim == 1 ? 0 : s);
+        st[d] = dim == 1 ? 0 : s;
         s *= dim;
     }
 }
 
-static void bcast_init(bcast *it, const nb_tensor *o, const nb_tensor *a, const nb_tensor *b) {
-    if (nb__same_shape(a, b)) it->mode = 0;
-    else if (b->numel == 1) it->mode = 1;
-    else if (a->numel == 1) it->mode = 2;
-    else {
-        it->mode = 3;
-        it->n = o->ndim;
-        memcpy(it->shape, o->shape, sizeof it->shape);
-        strides_in(a, o->ndim, o->shape, it->sa);
-        strides_in(b, o->ndim, o->shape, it->sb);
-    }
+static int bcast_mode(const nb_tensor *a, const nb_tensor *b) {
+    return nb__same_shape(a, b) ? 0 : b->numel == 1 ? 1 : a->numel == 1 ? 2 : 3;
 }
 
-#define BCAST_LOOP(it, O, A, B, N, EXPR)                                                   \
+/* the strides of the general case (mode 3) */
+static void bcast_plan(bcast *it, const nb_tensor *o, const nb_tensor *a, const nb_tensor *b) {
+    it->n = o->ndim;
+    memcpy(it->shape, o->shape, sizeof it->shape);
+    strides_in(a, o->ndim, o->shape, it->sa);
+    strides_in(b, o->ndim, o->shape, it->sb);
+}
+
+#define BCAST_LOOP(MODE, it, O, A, B, N, EXPR)                                                   \
     do {                                                                                   \
-        if ((it).mode == 0) {                                                              \
+        if ((MODE) == 0) {                                                              \
             for (int64_t i_ = 0; i_ < (N); i_++) {                                         \
                 double x = (A)[i_], y = (B)[i_];                                           \
                 (O)[i_] = (EXPR);                                                          \
             }                                                                              \
-        } else if ((it).mode == 1) {                                                       \
+        } else if ((MODE) == 1) {                                                       \
             const double y = (B)[0];                                                       \
             for (int64_t i_ = 0; i_ < (N); i_++) {                                         \
                 double x = (A)[i_];                                                        \
                 (O)[i_] = (EXPR);                                                          \
             }                                                                              \
-        } else if ((it).mode == 2) {                                                       \
+        } else if ((MODE) == 2) {                                                       \
             const double x = (A)[0];                                                       \
             for (int64_t i_ = 0; i_ < (N); i_++) {                                         \
                 double y = (B)[i_];                                                        \
@@ -97,25 +95,27 @@ enum { K_ADD, K_SUB, K_MUL, K_DIV, K_MAX, K_MASK_GT };
 typedef struct {
     int kind; /* 0 binary, 1 unary, 2 unary_grad */
     int k;
+    int mode; /* binary: 0 both advance, 1 b is one element, 2 a is */
     nb__op op;
     double p;
-    bcast it;
     double *o;
     const double *a, *b, *c;
 } ew_job;
 
-static void binary_range(int k, const bcast *itp, double *O, const double *A, const double *B,
-                         int64_t n) {
-    bcast it = *itp;
+/* mode 0-2 need no plan (itp may be NULL); mode 3 walks the plan's strides */
+static void binary_range(int k, int mode, const bcast *itp, double *O, const double *A,
+                         const double *B, int64_t n) {
+#define it (*itp)
     switch (k) {
-    case K_ADD: BCAST_LOOP(it, O, A, B, n, x + y); break;
-    case K_SUB: BCAST_LOOP(it, O, A, B, n, x - y); break;
-    case K_MUL: BCAST_LOOP(it, O, A, B, n, x * y); break;
-    case K_DIV: BCAST_LOOP(it, O, A, B, n, x / y); break;
+    case K_ADD: BCAST_LOOP(mode, it, O, A, B, n, x + y); break;
+    case K_SUB: BCAST_LOOP(mode, it, O, A, B, n, x - y); break;
+    case K_MUL: BCAST_LOOP(mode, it, O, A, B, n, x * y); break;
+    case K_DIV: BCAST_LOOP(mode, it, O, A, B, n, x / y); break;
     /* numpy's maximum propagates NaN from either side */
-    case K_MAX: BCAST_LOOP(it, O, A, B, n, (x > y || isnan(x)) ? x : y); break;
-    case K_MASK_GT: BCAST_LOOP(it, O, A, B, n, x > y ? 1.0 : (x == y ? 0.5 : 0.0)); break;
+    case K_MAX: BCAST_LOOP(mode, it, O, A, B, n, (x > y || isnan(x)) ? x : y); break;
+    case K_MASK_GT: BCAST_LOOP(mode, it, O, A, B, n, x > y ? 1.0 : (x == y ? 0.5 : 0.0)); break;
     }
+#undef it
 }
 
 static void unary_kernel(nb__op op, double p, double *o, const double *a, int64_t n);
@@ -128,16 +128,27 @@ static void ew_chunk(int64_t lo, int64_t hi, void *ctx) {
     if (j->kind == 1) unary_kernel(j->op, j->p, j->o + lo, j->a + lo, n);
     else if (j->kind == 2) unary_grad_kernel(j->op, j->p, j->o + lo, j->a + lo, j->b + lo, j->c + lo, n);
     else {
-        int m = j->it.mode; /* 0: both advance, 1: b is one element, 2: a is */
-        binary_range(j->k, &j->it, j->o + lo, m == 2 ? j->a : j->a + lo, m == 1 ? j->b : j->b + lo, n);
+        int m = j->mode;
+        binary_range(j->k, m, NULL, j->o + lo, m == 2 ? j->a : j->a + lo, m == 1 ? j->b : j->b + lo, n);
     }
 }
 
+/* runs the job on threads when it is large enough, else right here */
+static void ew_run(ew_job *j, int64_t n, int64_t grain) {
+    if (n >= 2 * grain && nb__num_threads() > 1) nb__parallel_for(n, grain, ew_chunk, j);
+    else ew_chunk(0, n, j);
+}
+
 static void binary_kernel(int k, nb_tensor *o, const nb_tensor *a, const nb_tensor *b) {
-    ew_job j = {.kind = 0, .k = k, .o = o->data, .a = a->data, .b = b->data};
-    bcast_init(&j.it, o, a, b);
-    if (j.it.mode == 3) binary_range(k, &j.it, o->data, a->data, b->data, o->numel);
-    else nb__parallel_for(o->numel, EW_GRAIN, ew_chunk, &j);
+    int mode = bcast_mode(a, b);
+    if (mode == 3) {
+        bcast it;
+        bcast_plan(&it, o, a, b);
+        binary_range(k, 3, &it, o->data, a->data, b->data, o->numel);
+        return;
+    }
+    ew_job j = {.kind = 0, .k = k, .mode = mode, .o = o->data, .a = a->data, .b = b->data};
+    ew_run(&j, o->numel, EW_GRAIN);
 }
 
 static nb_tensor *binary(nb__op op, int k, nb_tensor *a, nb_tensor *b) {
@@ -156,7 +167,7 @@ static nb_tensor *binary(nb__op op, int k, nb_tensor *a, nb_tensor *b) {
                        nb__shape_str(b->ndim, b->shape, s2, sizeof s2));
         }
     }
-    nb_tensor *o = nb__node(op, n, os, 2, in);
+    nb_tensor *o = os == a->shape ? nb__node_like(op, a, 2, in) : nb__node(op, n, os, 2, in);
     if (!o) return NULL;
     binary_kernel(k, o, a, b);
     return nb__finish(o, 2, in);
@@ -179,9 +190,14 @@ nb_tensor *nb__mask_gt(nb_tensor *a, nb_tensor *b) {
 }
 
 void nb__add_inplace(nb_tensor *dst, const nb_tensor *src) {
-    ew_job j = {.kind = 0, .k = K_ADD, .o = dst->data, .a = dst->data, .b = src->data};
-    j.it.mode = 0;
-    nb__parallel_for(dst->numel, EW_GRAIN, ew_chunk, &j);
+    if (dst->numel < 2 * EW_GRAIN || nb__num_threads() == 1) {
+        double *d = dst->data;
+        const double *s = src->data;
+        for (int64_t i = 0; i < dst->numel; i++) d[i] += s[i];
+        return;
+    }
+    ew_job j = {.kind = 0, .k = K_ADD, .mode = 0, .o = dst->data, .a = dst->data, .b = src->data};
+    ew_run(&j, dst->numel, EW_GRAIN);
 }
 
 nb_tensor *nb__bto(nb_tensor *t, const nb_tensor *like) {
@@ -211,7 +227,39 @@ nb_tensor *nb__jvp_sub(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *t
     return nb__bto(tin[0] ? tin[0] : nb_neg(tin[1]), out);
 }
 
+/* A plain backward of a product of equal shapes: both gradients in one pass. */
+typedef struct {
+    double *ga, *gb;
+    const double *g, *a, *b;
+} prod2_job;
+
+static void prod2_chunk(int64_t lo, int64_t hi, void *ctx) {
+    const prod2_job *j = ctx;
+    if (j->ga && j->gb)
+        for (int64_t i = lo; i < hi; i++) {
+            j->ga[i] = j->g[i] * j->b[i];
+            j->gb[i] = j->g[i] * j->a[i];
+        }
+    else if (j->ga)
+        for (int64_t i = lo; i < hi; i++) j->ga[i] = j->g[i] * j->b[i];
+    else
+        for (int64_t i = lo; i < hi; i++) j->gb[i] = j->g[i] * j->a[i];
+}
+
 int nb__vjp_prod(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
+    nb_tensor *a = out->in[0], *b = out->in[1];
+    if (!cg && nb__same_shape(a, b)) {
+        gin[0] = need[0] ? nb__plain(NB__OP_PROD, a) : NULL;
+        gin[1] = need[1] ? nb__plain(NB__OP_PROD, b) : NULL;
+        if (nb__rule_ok(2, need, gin)) return -1;
+        prod2_job j = {gin[0] ? gin[0]->data : NULL, gin[1] ? gin[1]->data : NULL, g->data,
+                       a->data, b->data};
+        if (a->numel >= EW_GRAIN && nb__num_threads() > 1)
+            nb__parallel_for(a->numel, EW_GRAIN / 2, prod2_chunk, &j);
+        else
+            prod2_chunk(0, a->numel, &j);
+        return 0;
+    }
     gin[0] = need[0] ? nb_prod(g, out->in[1]) : NULL; /* d(ab)/da = b */
     gin[1] = need[1] ? nb_prod(g, out->in[0]) : NULL; /* d(ab)/db = a */
     return nb__rule_ok(2, need, gin);
@@ -276,7 +324,9 @@ static void unary_kernel(nb__op op, double p, double *o, const double *a, int64_
         else if (p == 1.0) for (int64_t i = 0; i < n; i++) o[i] = a[i];
         else for (int64_t i = 0; i < n; i++) o[i] = pow(a[i], p);
         break;
-    case NB__OP_RELU: for (int64_t i = 0; i < n; i++) o[i] = a[i] > 0 ? a[i] : 0.0; break;
+    case NB__OP_RELU: /* NaN stays NaN, like numpy's maximum(x, 0) */
+        for (int64_t i = 0; i < n; i++) o[i] = (a[i] > 0 || a[i] != a[i]) ? a[i] : 0.0;
+        break;
     case NB__OP_SIGMOID: for (int64_t i = 0; i < n; i++) o[i] = sigmoid1(a[i]); break;
     case NB__OP_TANH: for (int64_t i = 0; i < n; i++) o[i] = tanh(a[i]); break;
     default: break;
@@ -372,11 +422,11 @@ static nb_tensor *fsecond(nb__op op, double p, nb_tensor *x) {
 /* ---- unary ops: constructors and rules ----------------------------------------- */
 nb_tensor *nb__unary(nb__op op, nb_tensor *a, double p) {
     if (nb__null_args(nb__ops[op].name, 1, &a)) return NULL;
-    nb_tensor *o = nb__node(op, a->ndim, a->shape, 1, &a);
+    nb_tensor *o = nb__node_like(op, a, 1, &a);
     if (!o) return NULL;
     o->p.f = p;
     ew_job j = {.kind = 1, .op = op, .p = p, .o = o->data, .a = a->data};
-    nb__parallel_for(a->numel, EW_GRAIN / 4, ew_chunk, &j);
+    ew_run(&j, a->numel, EW_GRAIN / 4);
     return nb__finish(o, 1, &a);
 }
 
@@ -439,12 +489,12 @@ UNARY_RULES(tanh)
 nb_tensor *nb__unary_grad(nb__op sub, double p, nb_tensor *g, nb_tensor *x, nb_tensor *y) {
     nb_tensor *in[3] = {g, x, y};
     if (nb__null_args("unary_grad", 3, in)) return NULL;
-    nb_tensor *o = nb__node(NB__OP_UNARY_GRAD, x->ndim, x->shape, 3, in);
+    nb_tensor *o = nb__node_like(NB__OP_UNARY_GRAD, x, 3, in);
     if (!o) return NULL;
     o->p.f = p;
     o->psub = (uint8_t)sub;
     ew_job j = {.kind = 2, .op = sub, .p = p, .o = o->data, .a = g->data, .b = x->data, .c = y->data};
-    nb__parallel_for(x->numel, EW_GRAIN / 4, ew_chunk, &j);
+    ew_run(&j, x->numel, EW_GRAIN / 4);
     return nb__finish(o, 3, in);
 }
 
