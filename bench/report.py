@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""Turns the raw lines of the benchmark programs into the markdown table.
+
+    report.py RESULTS_DIR > table.md
+
+RESULTS_DIR holds t1.txt and t2.txt (W1-W5 of the three programs at 1 and 2
+threads), mem.txt and scale.txt; every line is "<workload> <impl> <metric>
+<value>" ('#' lines are comments, shown as notes).  A figure given several
+times (several rounds) is reported as the median of its values.  Standard
+library only.
+"""
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+
+def parse(path):
+    res, notes = {}, []
+    if not os.path.exists(path):
+        return res, notes
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            if line.startswith("#"):
+                notes.append(line[1:].strip())
+                continue
+            p = line.split()
+            if len(p) != 4:
+                continue
+            try:
+                res.setdefault((p[0], p[1], p[2]), []).append(float(p[3]))
+            except ValueError:
+                pass
+    # run.sh may run each program several rounds: the median of the rounds
+    return {k: statistics.median(v) for k, v in res.items()}, notes
+
+
+def fmt(v, digits=3):
+    if v is None:
+        return "—"
+    if v == 0:
+        return "0"
+    a = abs(v)
+    if v == int(v) and a < 1e15:
+        return "%d" % v
+    if a >= 1000:
+        return "%.0f" % v
+    if a >= 100:
+        return "%.1f" % v
+    if a >= 10:
+        return "%.2f" % v
+    return "%.*g" % (digits, v)
+
+
+def rel(speed_a, speed_b):
+    """'2.1× faster' / '3.0× slower' for speed_a against speed_b"""
+    if not speed_a or not speed_b:
+        return "—"
+    r = speed_a / speed_b
+    return ("%s× faster" % fmt(r)) if r >= 1 else ("%s× slower" % fmt(1 / r))
+
+
+# (key, label, metric, higher_is_better)
+WORKLOADS = [
+    ("W1", "W1 scalar chain, ns/op", "ns_per_op", False),
+    ("W2", "W2 MLP step, µs/step", "us_per_step", False),
+    ("W3", "W3 matmul 512³ fwd+bwd, GFLOP/s", "gflops", True),
+    ("W4", "W4 element-wise 10⁶, ns/element", "ns_per_elem", False),
+    ("W5", "W5 Fashion-MNIST epoch, s/epoch", "s_per_epoch", False),
+]
+
+
+def speed(v, higher):
+    if v is None or v == 0:
+        return None
+    return v if higher else 1.0 / v
+
+
+def goal(key, n, t, c, higher, n1):
+    """goal text and whether it is met; n, t, c are the figures of nabla,
+    torch, C; n1 nabla's figure at 1 thread (for the 2-thread rows)"""
+    sn, st, sc = speed(n, higher), speed(t, higher), speed(c, higher)
+    checks = []
+    if key == "W1":
+        checks.append(("≤ 5× C time", sn and sc and sc / sn <= 5))
+        checks.append(("≥ 200× faster than PyTorch", sn and st and sn / st >= 200))
+    elif key == "W2":
+        checks.append(("≥ 3× faster than PyTorch", sn and st and sn / st >= 3))
+    elif key == "W3":
+        checks.append(("≥ 0.95× dgemm", sn and sc and sn / sc >= 0.95))
+        checks.append(("≥ 1× PyTorch", sn and st and sn / st >= 1))
+    elif key == "W4":
+        checks.append(("≤ 1.25× C time", sn and sc and sc / sn <= 1.25))
+    elif key == "W5":
+        checks.append(("≥ 1.5× faster than PyTorch", sn and st and sn / st >= 1.5))
+    text = "; ".join("%s %s" % (g, "✅" if ok else "❌") for g, ok in checks)
+    if n1 is not None and key in ("W3", "W4", "W5"):
+        s1 = speed(n1, higher)
+        gain = sn / s1 if (sn and s1) else None
+        text += "; gain over 1 thread %s %s" % (fmt(gain) + "×" if gain else "—",
+                                                 "✅" if gain and gain > 1.05 else "❌")
+    return text
+
+
+def check_line(res_by_thr):
+    """compares the 'check' values (loss / gradient sums) of the three"""
+    rows = []
+    for key, _, _, _ in WORKLOADS:
+        vals = {}
+        for res in res_by_thr:
+            for impl in ("nabla", "torch", "c"):
+                v = res.get((key, impl, "check"))
+                if v is not None and impl not in vals:
+                    vals[impl] = v
+        if "nabla" not in vals or len(vals) < 2:
+            continue
+        ref = vals["nabla"]
+        worst = max(abs(v - ref) / max(1.0, abs(ref)) for v in vals.values())
+        rows.append("%s %s (max rel. diff %.1e)" % (
+            key, " / ".join("%s %.10g" % (k, v) for k, v in sorted(vals.items())), worst))
+    return rows
+
+
+def machine():
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    cores = os.cpu_count()
+    return cpu, cores
+
+
+def main():
+    d = sys.argv[1]
+    r1, n1 = parse(os.path.join(d, "t1.txt"))
+    r2, n2 = parse(os.path.join(d, "t2.txt"))
+    rm, nm = parse(os.path.join(d, "mem.txt"))
+    rs, ns = parse(os.path.join(d, "scale.txt"))
+    cpu, cores = machine()
+    out = []
+    w = out.append
+    w("# nabla benchmark")
+    w("")
+    w("- date: %s" % datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S %Z").strip())
+    w("- machine: %s, %s cores (%s)" % (cpu, cores, platform.platform()))
+    for note in sorted(set(n1 + n2)):
+        if note.startswith(("nabla", "PyTorch", "hand-written")) and "threads" in note:
+            continue
+        if note.startswith("rounds"):
+            continue
+        w("- note: %s" % note)
+    lp = os.path.join(d, "load.txt")
+    if os.path.exists(lp):
+        with open(lp) as f:
+            loads = dict(line.split(None, 1) for line in f if line.strip())
+        start, end = loads.get("start", "?").strip(), loads.get("end", "?").strip()
+        w("- other work on the cores (share of all cores' time, 2 s samples): %s%% before the "
+          "run, %s%% after it%s" % (
+              start, end,
+              " — WARNING: the machine was not idle, figures are noisy"
+              if any(v.isdigit() and int(v) > 10 for v in (start, end)) else ""))
+    vers = [n for n in n1 if n.startswith("PyTorch")]
+    if vers:
+        w("- %s" % vers[0].replace(", threads 1", ""))
+    rounds = [n.split()[1] for n in n1 if n.startswith("rounds ") and n.split()[1] != "1"]
+    w("- every figure is a median over repetitions%s, all measured in this one run; "
+      "'faster/slower' compares nabla's speed with the others'"
+      % ((" (and then over %s rounds, the three programs taking turns)" % rounds[0]) if rounds else ""))
+    w("")
+    w("| workload | threads | nabla | PyTorch | hand C | nabla vs PyTorch | nabla vs C | goal |")
+    w("|---|---|---|---|---|---|---|---|")
+    for key, label, metric, higher in WORKLOADS:
+        for thr, res in (("1", r1), ("2", r2)):
+            n = res.get((key, "nabla", metric))
+            t = res.get((key, "torch", metric))
+            c = res.get((key, "c", metric))
+            if n is None and t is None and c is None:
+                continue
+            nb1 = r1.get((key, "nabla", metric)) if thr == "2" else None
+            w("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                label, thr, fmt(n), fmt(t), fmt(c),
+                rel(speed(n, higher), speed(t, higher)),
+                rel(speed(n, higher), speed(c, higher)),
+                goal(key, n, t, c, higher, nb1)))
+    w("")
+
+    # ---- memory
+    if rm:
+        g = lambda m: rm.get(("MEM", "nabla", m))  # noqa: E731
+        steps = int(g("steps") or 0)
+        w("## Memory (nabla, W2 training steps; W1 and W2 graphs)")
+        w("")
+        w("| figure | after 100 steps | after %d steps | goal |" % steps)
+        w("|---|---|---|---|")
+        for m, label in (("live_bytes", "live bytes"), ("peak_bytes", "peak bytes"),
+                         ("live_tensors", "live tensors"), ("system_allocs", "system allocations"),
+                         ("maxrss", "process max RSS")):
+            a, z = g(m + "_100"), g(m + "_end")
+            ok = (a is not None and z is not None and z <= a)
+            goal_txt = "no growth %s" % ("✅" if ok else "❌") if m != "maxrss" else \
+                "(includes the process; informative)"
+            w("| %s | %s | %s | %s |" % (label, fmt(a), fmt(z), goal_txt))
+        w("")
+        w("| graph | nodes | bytes | data bytes | bookkeeping bytes/node | goal |")
+        w("|---|---|---|---|---|---|")
+        b1 = g("w1_bookkeeping_bytes_per_node")
+        if b1 is not None:
+            nodes = g("w1_graph_nodes")
+            w("| W1 chain, 3333 steps (forward) | %s | %s | %s | %.1f | ≤ 256 %s |" % (
+                fmt(nodes), fmt(g("w1_graph_bytes")), fmt(8 * nodes if nodes else None), b1,
+                "✅" if b1 <= 256 else "❌"))
+        b2 = g("w2_bookkeeping_bytes_per_node")
+        if b2 is not None:
+            w("| W2 step (forward; %s walked from the loss) | %s | %s | %s | %.1f | ≤ 256 %s |" % (
+                fmt(g("w2_graph_nodes_walked")), fmt(g("w2_graph_tensors_made")),
+                fmt(g("w2_graph_bytes")), fmt(g("w2_graph_data_bytes")), b2,
+                "✅" if b2 <= 256 else "❌"))
+        if g("w1_graph_bytes_after_backward") is not None:
+            w("")
+            w("W1 graph bytes after its backward (gradients included): %s" %
+              fmt(g("w1_graph_bytes_after_backward")))
+        w("")
+
+    # ---- scaling
+    if rs:
+        w("## Scaling: W1 at 10³ … 10⁶ steps (1 thread)")
+        w("")
+        w("| steps | nabla ms | nabla ns/op | nabla peak bytes | bytes/step | PyTorch ms | "
+          "PyTorch RSS growth | hand C ms |")
+        w("|---|---|---|---|---|---|---|---|")
+        per_step_t, per_step_m = [], []
+        for s in (1000, 10000, 100000, 1000000):
+            k = "S%d" % s
+            ms = rs.get((k, "nabla", "ms"))
+            pk = rs.get((k, "nabla", "peak_bytes"))
+            tm = rs.get((k, "torch", "ms"))
+            if ms is None and tm is None:
+                continue
+            if ms:
+                per_step_t.append(ms / s)
+            if pk:
+                per_step_m.append(pk / s)
+            w("| %d | %s | %s | %s | %s | %s | %s | %s |" % (
+                s, fmt(ms), fmt(ms * 1e6 / (3 * s)) if ms else "—", fmt(pk),
+                fmt(pk / s) if pk else "—", fmt(tm),
+                fmt(rs.get((k, "torch", "peak_rss_growth_bytes"))),
+                fmt(rs.get((k, "c", "ms")))))
+        if len(per_step_t) >= 2:
+            w("")
+            w("Linearity (per-step cost, largest ÷ smallest size): time %.2f, peak memory %s "
+              "(1.00 = perfectly linear)" % (
+                  max(per_step_t) / min(per_step_t),
+                  "%.2f" % (max(per_step_m) / min(per_step_m)) if len(per_step_m) >= 2 else "—"))
+        w("")
+
+    rows = check_line([r1, r2])
+    if rows:
+        w("## Same computation? (each program's check value: a loss or a gradient sum)")
+        w("")
+        for r in rows:
+            w("- " + r)
+        w("")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# The benchmark, in one command (from anywhere; it works in the repo root):
+#
+#     bench/run.sh            # full run (about 10 minutes on 2 cores)
+#     bench/run.sh --quick    # smoke run: tiny repetition counts
+#
+# Installs python3-torch and dataset-fashion-mnist with apt-get when they are
+# missing, builds bench_nabla and bench_baseline in build-bench (Release),
+# runs nabla, the hand-written C baselines and PyTorch (eager, float64) with
+# 1 thread and then 2 threads, and prints a markdown table, also written to
+# bench/results.md.  The raw lines are kept in build-bench/bench-results/.
+set -euo pipefail
+
+QUICK=""
+for a in "$@"; do
+    case "$a" in
+        --quick) QUICK="--quick" ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        *) echo "run.sh: unknown option $a (try --quick)" >&2; exit 2 ;;
+    esac
+done
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD=$ROOT/build-bench
+OUT=$BUILD/bench-results
+PY=/usr/bin/python3
+
+# ---- dependencies
+need=()
+if ! $PY -c "import torch" >/dev/null 2>&1; then need+=(python3-torch); fi
+if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+    need+=(dataset-fashion-mnist)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+    echo "== installing ${need[*]}" >&2
+    SUDO=""
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
+    $SUDO apt-get update -q >&2 || true
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}" >&2 ||
+        echo "run.sh: could not install ${need[*]}; the affected columns will be empty" >&2
+fi
+
+# ---- build
+echo "== building in $BUILD" >&2
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >&2
+cmake --build "$BUILD" -j2 --target bench_nabla bench_baseline >&2
+
+# ---- run
+rm -rf "$OUT"
+mkdir -p "$OUT"
+NB=$BUILD/bench/bench_nabla
+BL=$BUILD/bench/bench_baseline
+TP=$ROOT/bench/bench_torch.py
+
+# run NAME FILE THREADS CMD...: appends CMD's lines to FILE; a failing program
+# leaves a note instead of stopping the run
+run() {
+    local name=$1 file=$2 thr=$3
+    shift 3
+    echo "== $name, $thr thread(s)" >&2
+    if ! OMP_NUM_THREADS=$thr OPENBLAS_NUM_THREADS=$thr "$@" >>"$file" 2>"$OUT/stderr.tmp"; then
+        echo "# $name failed (threads $thr): $(tail -n 3 "$OUT/stderr.tmp" | tr '\n' ' ')" >>"$file"
+        echo "   $name FAILED; see $file" >&2
+    fi
+    cat "$OUT/stderr.tmp" >>"$OUT/stderr.txt"
+}
+
+# the machine should be otherwise idle: other work on its cores distorts
+# every figure, the 2-thread ones most
+# busy: % of all cores' time spent by other work over 2 seconds
+busy() {
+    local a b
+    a=($(head -1 /proc/stat)); sleep 2; b=($(head -1 /proc/stat))
+    awk -v u=$((b[1]+b[2]+b[3]+b[6]+b[7]+b[8]-a[1]-a[2]-a[3]-a[6]-a[7]-a[8])) \
+        -v t=$((b[1]+b[2]+b[3]+b[4]+b[5]+b[6]+b[7]+b[8]-a[1]-a[2]-a[3]-a[4]-a[5]-a[6]-a[7]-a[8])) \
+        'BEGIN { printf "%.0f", t ? 100 * u / t : 0 }'
+}
+B0=$(busy)
+echo "start $B0" >"$OUT/load.txt"
+if [ "$B0" -gt 10 ]; then
+    echo "run.sh: WARNING: the cores are ${B0}% busy with other work; figures will be noisy" >&2
+fi
+
+HAVE_TORCH=1
+$PY -c "import torch" >/dev/null 2>&1 || HAVE_TORCH=0
+
+# workload by workload, the three programs back to back, for ROUNDS rounds
+# (the table takes the median of the rounds), so that a slow spell of the
+# machine touches all three alike
+ROUNDS=3
+[ -z "$QUICK" ] || ROUNDS=1
+for thr in 1 2; do
+    if [ $thr = 1 ]; then WS="W1 W2 W3 W4 W5"; else WS="W2 W3 W4 W5"; fi
+    f=$OUT/t$thr.txt
+    echo "# rounds $ROUNDS" >>"$f"
+    for W in $WS; do for round in $(seq $ROUNDS); do
+        run "nabla $W (round $round)" "$f" $thr "$NB" --threads $thr $QUICK --only $W
+        if [ $W != W5 ]; then
+            run "hand C $W (round $round)" "$f" $thr "$BL" --threads $thr $QUICK --only $W
+        fi
+        if [ $HAVE_TORCH = 1 ]; then
+            run "PyTorch $W (round $round)" "$f" $thr $PY "$TP" --threads $thr $QUICK --only $W
+        fi
+    done; done
+    [ $HAVE_TORCH = 1 ] || echo "# PyTorch missing: python3-torch could not be installed" >>"$f"
+done
+# memory and scaling in processes of their own (their peaks are per process)
+run "nabla memory" "$OUT/mem.txt" 1 "$NB" $QUICK --only MEM
+run "nabla scaling" "$OUT/scale.txt" 1 "$NB" $QUICK --only SCALE
+run "hand C scaling" "$OUT/scale.txt" 1 "$BL" $QUICK --only SCALE
+if [ $HAVE_TORCH = 1 ]; then
+    run "PyTorch scaling" "$OUT/scale.txt" 1 $PY "$TP" $QUICK --only SCALE
+fi
+
+echo "end $(busy)" >>"$OUT/load.txt"
+
+# ---- the table
+$PY "$ROOT/bench/report.py" "$OUT" >"$OUT/results.md"
+if [ -n "$QUICK" ]; then
+    sed -i '1a\
+\
+**quick run: tiny repetition counts, not for quoting**' "$OUT/results.md"
+fi
+cp "$OUT/results.md" "$ROOT/bench/results.md"
+cat "$ROOT/bench/results.md"
