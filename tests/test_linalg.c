@@ -5,7 +5,7 @@
  * the multi-threaded split of large products against the single-threaded one.
  */
 #include "check.h"
-#include "nabla.h"
+#include "internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -87,7 +87,8 @@ static void errors(void) {
 
 /* Large products are split over threads: same results as one thread, and as loops. */
 static void threaded_gemm(void) {
-    const int64_t n = 300, k = 200, m = 260; /* 15.6M multiply-adds: above the split threshold */
+    const int64_t n = 400, k = 300, m = 300; /* 36M multiply-adds: above the split threshold */
+    CHECK(n * k * m >= NB__GEMM_PARALLEL_WORK);
     nb_tensor *a = nb_randn(2, (int64_t[]){n, k}, 11), *b = nb_randn(2, (int64_t[]){m, k}, 12);
     nb_tensor *res[2][3];
     for (int th = 0; th < 2; th++) {

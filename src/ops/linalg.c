@@ -95,7 +95,6 @@ static void gemm_block(int64_t lo, int64_t hi, void *ctx) {
               j->tb ? j->B + lo * j->ldb : j->B + lo, j->ldb, j->beta, j->C + lo, j->ldc);
 }
 
-#define GEMM_PARALLEL_WORK (1 << 22) /* multiply-adds before a second thread pays */
 
 void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double *A,
               int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc) {
@@ -104,7 +103,7 @@ void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, c
     pthread_once(&blas_once, blas_single);
 #endif
     double work = (double)m * (double)n * (double)k;
-    if (nb__num_threads() > 1 && work >= GEMM_PARALLEL_WORK) {
+    if (nb__num_threads() > 1 && work >= NB__GEMM_PARALLEL_WORK) {
         gemm_job j = {ta, tb, m >= n, m, n, k, lda, ldb, ldc, alpha, beta, A, B, C};
         int64_t split = j.by_rows ? m : n;
         nb__parallel_for(split, 16, gemm_block, &j);
