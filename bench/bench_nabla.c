@@ -53,9 +53,9 @@ static nb_tensor *constant(const double *data, int ndim, const int64_t *shape) {
     return t;
 }
 
-/* x W^T + b: the Linear layer, W (out, in), b (out,) */
+/* x W^T + b: the Linear layer, W (out, in), b (out,); matmul_bt never copies W^T */
 static nb_tensor *linear(nb_tensor *x, nb_tensor *W, nb_tensor *b) {
-    return nb_add(nb_matmul(x, nb_transpose(W)), b);
+    return nb_add(nb_matmul_bt(x, W), b);
 }
 
 /* cross-entropy from logits (B, K) and a one-hot constant (B, K):
