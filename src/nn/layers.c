@@ -7,7 +7,7 @@
 #include <string.h>
 
 nb_tensor *nb_activate(nb_tensor *x, nb_activation act) {
-    if (!x) return NULL;
+    if (nb__null_args("activate", 1, &x)) return NULL;
     switch (act) {
     case NB_ACT_NONE: return x;
     case NB_ACT_RELU: return nb_relu(x);
@@ -59,7 +59,7 @@ int nb_linear_init(nb_linear *l, nb_params *p, const char *name, int64_t in, int
 }
 
 nb_tensor *nb_linear_forward(const nb_linear *l, nb_tensor *x) {
-    if (!x) return NULL;
+    if (nb__null_args("linear", 1, &x)) return NULL;
     if (!l || !l->weight) return nb__err("linear: NULL layer");
     if (x->ndim < 1 || x->shape[x->ndim - 1] != l->in) {
         char sb[NB__SHAPE_BUF];
@@ -131,7 +131,7 @@ void nb_mlp_free(nb_mlp *m) {
 }
 
 nb_tensor *nb_mlp_forward(const nb_mlp *m, nb_tensor *x) {
-    if (!x) return NULL;
+    if (nb__null_args("mlp", 1, &x)) return NULL;
     if (!m) return nb__err("mlp: NULL network");
     for (int i = 0; i < m->n && x; i++) {
         x = nb_linear_forward(&m->layer[i], x);
