@@ -48,8 +48,9 @@
  * THREADS: all state (scopes, grad mode, the name counters, the error, the
  * memory cache) is per thread.  Independent graphs can be built and
  * differentiated in several threads at once.  A tensor, and the graph behind
- * it, must be used by one thread at a time; reading the data of a tensor that
- * no thread modifies is safe from any number of threads.
+ * it, must be used by one thread at a time (also nb_name, which formats the
+ * name into the tensor the first time); reading the data of a tensor that no
+ * thread modifies is safe from any number of threads.
  * ---------------------------------------------------------------------------
  */
 #ifndef NABLA_H

@@ -189,7 +189,9 @@ bool nb__shape_ok(const char *who, int ndim, const int64_t *shape, int64_t *nume
     }
     /* the block (header + 8 bytes an element) must fit in half of size_t */
     const int64_t limit = (int64_t)((SIZE_MAX / 2 - NB__HDR) / sizeof(double));
-    int64_t n = 1;
+    /* Also the product of the non-zero sizes must fit: an empty (0, 2^60, 2^20)
+       has no elements, but the strides computed from its sizes would overflow. */
+    int64_t n = 1, nz = 1;
     bool over = false;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) {
@@ -197,9 +199,11 @@ bool nb__shape_ok(const char *who, int ndim, const int64_t *shape, int64_t *nume
             nb__err("%s: negative size in shape %s", who, nb__shape_str(ndim, shape, s, sizeof s));
             return false;
         }
-        over |= __builtin_mul_overflow(n, shape[i], &n);
+        if (shape[i]) over |= __builtin_mul_overflow(nz, shape[i], &nz);
+        over |= nz > limit;
     }
-    if (over || n > limit) {
+    for (int i = 0; i < ndim && !over; i++) n *= shape[i]; /* fits: |n| <= nz */
+    if (over) {
         char s[NB__SHAPE_BUF];
         nb__err("%s: shape %s has too many elements (the size overflows)", who,
                 nb__shape_str(ndim, shape, s, sizeof s));
@@ -375,40 +379,47 @@ static nb_tensor *leaf(const char *who, int ndim, const int64_t *shape) {
     return t;
 }
 
-nb_tensor *nb_new(const double *data, int ndim, const int64_t *shape) {
-    nb_tensor *t = leaf("new", ndim, shape);
+static nb_tensor *from_data(const char *who, const double *data, int ndim, const int64_t *shape) {
+    nb_tensor *t = leaf(who, ndim, shape);
     if (!t) return NULL;
     if (t->numel && !data) {
         nb_release(t);
-        return nb__err("new: NULL data for %lld elements", (long long)t->numel);
+        return nb__err("%s: NULL data for %lld elements", who, (long long)t->numel);
     }
     if (t->numel) memcpy(t->data, data, (size_t)t->numel * sizeof(double));
     return nb__pool(t);
 }
 
-nb_tensor *nb_scalar(double value) { return nb_new(&value, 0, NULL); }
+nb_tensor *nb_new(const double *data, int ndim, const int64_t *shape) {
+    return from_data("new", data, ndim, shape);
+}
+
+nb_tensor *nb_scalar(double value) { return from_data("scalar", &value, 0, NULL); }
 
 nb_tensor *nb_column(const double *data, int64_t n) {
     int64_t s[2] = {n, 1};
-    return nb_new(data, 2, s);
+    return from_data("column", data, 2, s);
 }
 
-nb_tensor *nb_vector(const double *data, int64_t n) { return nb_new(data, 1, &n); }
+nb_tensor *nb_vector(const double *data, int64_t n) { return from_data("vector", data, 1, &n); }
 
 nb_tensor *nb_matrix(const double *data, int64_t rows, int64_t cols) {
     int64_t s[2] = {rows, cols};
-    return nb_new(data, 2, s);
+    return from_data("matrix", data, 2, s);
 }
 
-nb_tensor *nb_full(int ndim, const int64_t *shape, double value) {
-    nb_tensor *t = leaf("full", ndim, shape);
+static nb_tensor *filled(const char *who, int ndim, const int64_t *shape, double value) {
+    nb_tensor *t = leaf(who, ndim, shape);
     if (!t) return NULL;
     for (int64_t i = 0; i < t->numel; i++) t->data[i] = value;
     return nb__pool(t);
 }
 
-nb_tensor *nb_zeros(int ndim, const int64_t *shape) { return nb_full(ndim, shape, 0.0); }
-nb_tensor *nb_ones(int ndim, const int64_t *shape) { return nb_full(ndim, shape, 1.0); }
+nb_tensor *nb_full(int ndim, const int64_t *shape, double value) {
+    return filled("full", ndim, shape, value);
+}
+nb_tensor *nb_zeros(int ndim, const int64_t *shape) { return filled("zeros", ndim, shape, 0.0); }
+nb_tensor *nb_ones(int ndim, const int64_t *shape) { return filled("ones", ndim, shape, 1.0); }
 
 /* SplitMix64 (Steele, Lea & Flood 2014): a small, good, seedable generator. */
 static uint64_t splitmix64(uint64_t *s) {

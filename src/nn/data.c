@@ -168,7 +168,13 @@ nb_tensor *nb_idx_read(const char *path) {
         goto out;
     }
     t = nb__data_tensor("idx_read", ndim, shape);
-    if (!t) goto out;
+    if (!t) { /* say which file */
+        char msg[sizeof nb__T()->error];
+        memcpy(msg, nb__T()->error, sizeof msg);
+        msg[sizeof msg - 1] = 0;
+        nb__err("%s (in %s)", msg, path);
+        goto out;
+    }
     const unsigned char *s = b + hdr;
     double *d = t->data;
     for (uint64_t i = 0; i < numel; i++, s += es) {

@@ -85,7 +85,7 @@ void nb_params_free(nb_params *p) {
 
 /* Makes room for `need` values in both slabs; fixes every tensor's data. */
 static int reserve(nb_params *p, int64_t need) {
-    if (need <= p->cap) return 0;
+    if (need <= p->cap && p->cap > 0) return 0; /* the slabs exist from the first add on */
     int64_t cap = p->cap ? p->cap : 1024;
     while (cap < need) {
         if (cap > INT64_MAX / 2 / (int64_t)sizeof(double)) {

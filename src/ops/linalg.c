@@ -192,7 +192,7 @@ nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b) {
     if (!mm_plan_make(a, b, &p)) return NULL;
     nb_tensor *o = nb__node(NB__OP_MATMUL, p.ndim, p.shape, 2, in);
     if (!o) return NULL;
-    mm_kernel(&p, a, b, o->data);
+    if (o->numel) mm_kernel(&p, a, b, o->data); /* an empty batch is no work */
     return nb__finish(o, 2, in);
 }
 

@@ -42,7 +42,7 @@ static nb_tensor *spread(nb_tensor *g, const nb_tensor *x, int axis, bool keep) 
    max sends its gradient there, split evenly (axis < 0: all elements). */
 static nb_tensor *max_mask(const nb_tensor *x, const nb_tensor *out, int axis) {
     nb_tensor *m = nb__const_like(x, 0.0);
-    if (!m) return NULL;
+    if (!m || x->numel == 0) return m;
     int64_t outer = 1, n = x->numel, inner = 1;
     if (axis >= 0) axis_view(x, axis, &outer, &n, &inner);
     for (int64_t o = 0; o < outer; o++)
@@ -133,7 +133,7 @@ static nb_tensor *reduce_axis(int kind, nb_tensor *a, int axis, bool keep) {
     o->p.ax.axis = ax;
     o->p.ax.keep = keep;
     axis_view(a, ax, &outer, &n, &inner);
-    reduce_kernel(kind, a, outer, n, inner, o->data);
+    if (o->numel) reduce_kernel(kind, a, outer, n, inner, o->data);
     return nb__finish(o, 1, &a);
 }
 
@@ -200,6 +200,7 @@ static nb_tensor *softmax_like(nb__op op, nb_tensor *a, int axis) {
     o->p.ax.keep = 1;
     int64_t outer, n, inner;
     axis_view(a, ax, &outer, &n, &inner);
+    if (a->numel == 0) outer = 0; /* nothing to do, however large the other sizes */
     const double *x = a->data;
     double *y = o->data;
     for (int64_t q = 0; q < outer; q++)
