@@ -39,6 +39,24 @@ static int check_passed_, check_failed_;
         }                                                                        \
     } while (0)
 
+/* A watchdog for tests that must not hang: after `seconds`, prints what the
+   test was guarding against and exits with status 3.  (POSIX alarm.) */
+#include <signal.h>
+#include <unistd.h>
+static const char *check_alarm_msg_;
+static void check_on_alarm_(int sig) {
+    (void)sig;
+    const char *m = check_alarm_msg_ ? check_alarm_msg_ : "timed out\n";
+    ssize_t r = write(2, m, strlen(m));
+    (void)r;
+    _exit(3);
+}
+static inline void check_alarm(unsigned seconds, const char *msg) {
+    check_alarm_msg_ = msg;
+    signal(SIGALRM, check_on_alarm_);
+    alarm(seconds);
+}
+
 /* Prints the summary and returns the process's exit code. */
 static inline int check_report(const char *suite) {
     printf("%s: %d passed, %d failed\n", suite, check_passed_, check_failed_);

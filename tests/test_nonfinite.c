@@ -439,17 +439,9 @@ static void anomaly(void) {
     nb_scope_end(mark);
 }
 
-static void on_alarm(int sig) {
-    (void)sig;
-    static const char msg[] = "test_nonfinite: timed out (a hang on non-finite values?)\n";
-    ssize_t r = write(2, msg, sizeof msg - 1);
-    (void)r;
-    _exit(3);
-}
 
 int main(void) {
-    signal(SIGALRM, on_alarm);
-    alarm(120);
+    check_alarm(120, "test_nonfinite: timed out (a hang on non-finite values?)\n");
     size_t top = nb_scope_begin();
     unary_values();
     binary_values();

@@ -314,17 +314,9 @@ static void readers(void) {
     remove(path);
 }
 
-static void on_alarm(int sig) {
-    (void)sig;
-    static const char msg[] = "test_overflow: timed out (work that grows with sizes, not elements?)\n";
-    ssize_t r = write(2, msg, sizeof msg - 1);
-    (void)r;
-    _exit(3);
-}
 
 int main(void) {
-    signal(SIGALRM, on_alarm);
-    alarm(120);
+    check_alarm(120, "test_overflow: timed out (work that grows with sizes, not elements?)\n");
     size_t top = nb_scope_begin();
     creation();
     reshape_and_broadcast();

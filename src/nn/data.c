@@ -14,6 +14,24 @@
 #include <zlib.h>
 #endif
 
+/* Doubles a read buffer's capacity, up to `limit` bytes.  On failure frees
+   buf and returns NULL with the error set ("<who>: <path>: <what> too large"
+   or out of memory). */
+static unsigned char *grow_buffer(unsigned char *buf, size_t *cap, size_t limit, const char *who,
+                                  const char *path, const char *what) {
+    if (*cap > SIZE_MAX / 2 || *cap * 2 > limit) {
+        nb__free(buf);
+        return nb__err("%s: %s: %s too large", who, path, what);
+    }
+    unsigned char *nbuf = nb__realloc(buf, *cap * 2);
+    if (!nbuf) {
+        nb__free(buf);
+        return NULL;
+    }
+    *cap *= 2;
+    return nbuf;
+}
+
 nb_tensor *nb__data_tensor(const char *who, int ndim, const int64_t *shape) {
     nb_tensor *t = nb__alloc(who, ndim, shape);
     if (!t) return NULL;
@@ -30,21 +48,7 @@ static unsigned char *read_plain(const char *who, const char *path, size_t *len)
     size_t cap = 1 << 16, n = 0;
     unsigned char *buf = nb__malloc(cap);
     while (buf) {
-        if (n == cap) {
-            if (cap > SIZE_MAX / 2) {
-                nb__free(buf);
-                buf = nb__err("%s: %s: file too large", who, path);
-                break;
-            }
-            unsigned char *nbuf = nb__realloc(buf, cap * 2);
-            if (!nbuf) {
-                nb__free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nbuf;
-            cap *= 2;
-        }
+        if (n == cap && !(buf = grow_buffer(buf, &cap, SIZE_MAX, who, path, "file"))) break;
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
         if (got == 0) {
@@ -67,21 +71,8 @@ static unsigned char *read_gzip(const char *who, const char *path, size_t *len) 
     size_t cap = 1 << 20, n = 0;
     unsigned char *buf = nb__malloc(cap);
     while (buf) {
-        if (n == cap) {
-            if (cap > SIZE_MAX / 2 || cap * 2 > (size_t)1 << 40) {
-                nb__free(buf);
-                buf = nb__err("%s: %s: decompressed data too large", who, path);
-                break;
-            }
-            unsigned char *nbuf = nb__realloc(buf, cap * 2);
-            if (!nbuf) {
-                nb__free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nbuf;
-            cap *= 2;
-        }
+        if (n == cap && !(buf = grow_buffer(buf, &cap, (size_t)1 << 40, who, path, "decompressed data")))
+            break;
         size_t want = cap - n;
         if (want > (1u << 30)) want = 1u << 30;
         int got = gzread(gz, buf + n, (unsigned)want);
