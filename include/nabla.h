@@ -267,9 +267,11 @@ NB_API int nb_dot(const nb_tensor *t, FILE *out);
 
 /* ===================================================================== */
 /* Threads: large element-wise kernels and large matrix products use up to n
-   threads (default 1).  nabla splits a large GEMM over its own threads and
-   keeps OpenBLAS itself single-threaded, so the two never compete for cores.
-   Small ops always run on the calling thread.  Returns the previous value. */
+   threads (default 1): a large GEMM through OpenBLAS's threads (or, built
+   without OpenBLAS, split over nabla's own), while OpenBLAS stays
+   single-threaded for everything smaller, so minibatch-sized products never
+   pay for thread start-up.  Small ops always run on the calling thread.
+   Returns the previous value. */
 NB_API int nb_set_num_threads(int n);
 
 /* ===================================================================== */

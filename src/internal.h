@@ -218,9 +218,9 @@ static inline int nb__rule_ok(int n, const bool *need, nb_tensor *const *gin) {
 }
 
 /* GEMM: C (m,n) = alpha * op(A) op(B) + beta * C, row-major; OpenBLAS when built with it.
-   From this many multiply-adds on, with nb_set_num_threads(n > 1), it is split
-   into blocks of C, one single-threaded GEMM per thread (measured: a
-   minibatch GEMM of 64 rows does not gain from a split). */
+   From this many multiply-adds on, with nb_set_num_threads(n > 1), it runs on
+   n threads: OpenBLAS's, or blocks of C over nabla's threads without
+   OpenBLAS (measured: a minibatch GEMM of 64 rows does not gain). */
 #define NB__GEMM_PARALLEL_WORK (1 << 25)
 void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
               const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
