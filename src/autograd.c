@@ -141,10 +141,6 @@ nb_tensor *nb__jvp_dual(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *
     return tin[0];
 }
 
-nb_tensor *nb__tangent_or_zeros(nb_tensor *tangent, const nb_tensor *like) {
-    return tangent ? tangent : nb__const_like(like, 0.0);
-}
-
 /* ---- the topological order ---------------------------------------------------
  * Iterative post-order DFS over the parents that require grad.  Marks come
  * from a global epoch so that walks never need clearing.  REACH is set on a

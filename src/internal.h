@@ -125,9 +125,6 @@ typedef struct nb__tls {
     nb_tensor **stack;
     int *stack_i;
     size_t stack_cap;
-    nb_tensor **kill;          /* iterative release */
-    size_t kill_len, kill_cap;
-    int releasing;
     /* failure injection (tests): fail the Nth allocation from now; 0 = off */
     int64_t fail_countdown;
 } nb__tls;
@@ -176,7 +173,6 @@ static inline bool nb__null_args(const char *who, int n, nb_tensor *const *in) {
         if (!in[i]) return nb__null_args_slow(who, n, in);
     return false;
 }
-static inline bool nb__recording(void) { return !nb__T()->grad_disabled; }
 static inline bool nb__same_shape(const nb_tensor *a, const nb_tensor *b) {
     if (a->ndim != b->ndim) return false;
     for (int i = 0; i < a->ndim; i++)
@@ -192,8 +188,6 @@ bool nb__axis(const char *who, const nb_tensor *a, int axis, int *out);
 /* Constants (no graph, requires_grad false, named "const:<k>"), pooled. */
 nb_tensor *nb__const(int ndim, const int64_t *shape, double value);
 nb_tensor *nb__const_like(const nb_tensor *t, double value);
-/* Zero tensor of `shape` used where a tangent is missing. */
-nb_tensor *nb__tangent_or_zeros(nb_tensor *tangent, const nb_tensor *like);
 
 /* An un-recorded tensor shaped like `like`, data uninitialised, named as an
    output of op, pooled: for fused kernels of a plain backward. */
