@@ -108,12 +108,9 @@ nb_tensor *nb__plain(nb__op op, const nb_tensor *like) {
 
 nb_tensor *nb_detach(nb_tensor *a) {
     if (nb__null_args("detach", 1, &a)) return NULL;
-    nb_tensor *t = nb__alloc("detach", a->ndim, a->shape);
-    if (!t) return NULL;
-    t->op = NB__OP_DETACH;
-    nb__name(t, NB__OP_DETACH);
-    if (t->numel) memcpy(t->data, a->data, (size_t)a->numel * sizeof(double));
-    return nb__pool(t);
+    nb_tensor *t = nb__plain(NB__OP_DETACH, a);
+    if (t && t->numel) memcpy(t->data, a->data, (size_t)a->numel * sizeof(double));
+    return t;
 }
 
 /* ---- forward mode ------------------------------------------------------------ */
@@ -201,6 +198,14 @@ static int walk(int nroots, nb_tensor *const *roots, bool leaves, size_t *n_orde
     return 0;
 }
 
+/* An unpooled copy of t's values that nobody else holds (so it may be
+   added into in place), or NULL when memory runs out. */
+static nb_tensor *private_copy(const nb_tensor *t) {
+    nb_tensor *c = nb__alloc_like("backward", t);
+    if (c) memcpy(c->data, t->data, (size_t)c->numel * sizeof(double));
+    return c;
+}
+
 /* dst's accumulator += g.  In a plain sweep the accumulator is added into in
    place when nobody else holds it; with create_graph the sum is an op. */
 static int accumulate(nb_tensor *x, nb_tensor *g, bool create_graph) {
@@ -219,11 +224,9 @@ static int accumulate(nb_tensor *x, nb_tensor *g, bool create_graph) {
         nb__add_inplace(x->gacc, g);
         return 0;
     }
-    nb_tensor *s = nb__alloc("backward", x->gacc->ndim, x->gacc->shape);
+    nb_tensor *s = private_copy(x->gacc);
     if (!s) return -1;
-    s->op = NB__OP_ADD;
-    s->name_op = NB__OP_ADD;
-    memcpy(s->data, x->gacc->data, (size_t)s->numel * sizeof(double));
+    s->op = s->name_op = NB__OP_ADD;
     nb__add_inplace(s, g);
     nb_release(x->gacc);
     x->gacc = s;
@@ -356,12 +359,11 @@ int nb_backward(nb_tensor *t, const nb_tensor *seed) {
             nb_tensor *x = T->order[k];
             if (!keeps_grad(x) || x->grad) continue;
             if (x->gacc->refcount > 1 || x->gacc->storage || x->gacc->nin) {
-                nb_tensor *c = nb__alloc("backward", x->ndim, x->shape);
+                nb_tensor *c = private_copy(x->gacc);
                 if (!c) {
                     rc = -1;
                     break;
                 }
-                memcpy(c->data, x->gacc->data, (size_t)c->numel * sizeof(double));
                 nb_release(x->gacc);
                 x->gacc = c;
             }

@@ -119,22 +119,18 @@ int nb__grow(void **arr, size_t *cap, size_t need, size_t elem) {
  * (so at most 25% is wasted).  Freed blocks go onto the freeing thread's list
  * of their class and are reused, so a training loop stops calling malloc once
  * it has seen one step. */
-static inline int size_class(size_t bytes, size_t *cls_bytes) {
-    if (bytes <= 256) {
-        *cls_bytes = 256;
-        return 0;
-    }
-    int e = 63 - __builtin_clzll((unsigned long long)(bytes - 1)); /* 2^e < bytes <= 2^(e+1) */
-    size_t step = (size_t)1 << (e - 2);
-    size_t k = (bytes - 1 - ((size_t)1 << e)) / step; /* 0..3 */
-    *cls_bytes = ((size_t)1 << e) + (k + 1) * step;
-    return 1 + (e - 8) * 4 + (int)k;
-}
-
 static inline size_t class_bytes(int cls) {
     if (cls == 0) return 256;
-    int e = (cls - 1) / 4 + 8, k = (cls - 1) % 4;
-    return ((size_t)1 << e) + (size_t)(k + 1) * ((size_t)1 << (e - 2));
+    unsigned c = (unsigned)cls - 1, e = (c >> 2) + 8, k = c & 3; /* 2^e, plus k+1 quarters */
+    return ((size_t)1 << e) + ((size_t)(k + 1) << (e - 2));
+}
+
+/* the smallest class whose blocks hold `bytes` */
+static inline int size_class(size_t bytes) {
+    if (bytes <= 256) return 0;
+    int e = 63 - __builtin_clzll((unsigned long long)(bytes - 1)); /* 2^e < bytes <= 2^(e+1) */
+    size_t k = (bytes - 1 - ((size_t)1 << e)) >> (e - 2);           /* quarter: 0..3 */
+    return 1 + (e - 8) * 4 + (int)k;
 }
 
 static void *block_get(int cls, size_t bytes) {
@@ -215,8 +211,8 @@ bool nb__shape_ok(const char *who, int ndim, const int64_t *shape, int64_t *nume
 
 static nb_tensor *alloc_header(const char *who, int ndim, const int64_t *shape, size_t data_bytes,
                                int64_t numel) {
-    size_t bytes = NB__HDR + data_bytes, cb;
-    int cls = size_class(bytes, &cb);
+    int cls = size_class(NB__HDR + data_bytes);
+    size_t cb = class_bytes(cls);
     nb_tensor *t = block_get(cls, cb);
     if (!t) {
         char s[NB__SHAPE_BUF];
