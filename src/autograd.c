@@ -56,7 +56,7 @@ static nb_tensor *link(nb_tensor *t, nb__op op, int nin, nb_tensor *const *in) {
         bool req = false;
         for (int i = 0; i < nin; i++) req |= (in[i]->flags & NB__REQ) != 0;
         if (req) {
-            for (int i = 0; i < nin; i++) t->in[i] = nb_retain(in[i]);
+            for (int i = 0; i < nin; i++) t->in[i] = nb__ref(in[i]);
             t->nin = (uint8_t)nin;
             t->flags |= NB__REQ;
         }
@@ -85,14 +85,14 @@ nb_tensor *nb__finish(nb_tensor *out, int nin, nb_tensor *const *in) {
                               nb__shape_str(out->ndim, out->shape, s2, sizeof s2));
             }
             if (!tan) {
-                nb_release(out);
+                nb__unref(out);
                 return NULL;
             }
-            out->tangent = nb_retain(tan);
+            out->tangent = nb__ref(tan);
         }
     }
     if (T->anomaly && !T->in_rule && !nb__check_finite(out, "forward")) {
-        nb_release(out);
+        nb__unref(out);
         return NULL;
     }
     return nb__pool(out);
@@ -126,7 +126,7 @@ nb_tensor *nb_dual(nb_tensor *primal, nb_tensor *tangent) {
     nb_tensor *t = nb__node(NB__OP_DUAL, primal->ndim, primal->shape, 1, &primal);
     if (!t) return NULL;
     if (t->numel) memcpy(t->data, primal->data, (size_t)t->numel * sizeof(double));
-    t->tangent = nb_retain(tangent);
+    t->tangent = nb__ref(tangent);
     return nb__pool(t);
 }
 
@@ -141,39 +141,52 @@ nb_tensor *nb__jvp_dual(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *
 /* ---- the topological order ---------------------------------------------------
  * Iterative post-order DFS over the parents that require grad.  Marks come
  * from a global epoch so that walks never need clearing.  REACH is set on a
- * node when a TARGET lies upstream of it (or it is one). */
+ * node when a TARGET lies upstream of it (or it is one); it is recomputed for
+ * every node a walk visits, and read only for nodes the same walk visited.
+ *
+ * The walk also lists the nodes that will still hold their accumulator when
+ * the sweep is over ("held": targets, interior tensors with retain_grad, and
+ * in nb_backward every leaf), so that reading the results and clearing up
+ * touch those few nodes only, not the whole graph. */
 static _Atomic uint32_t walk_epoch;
 
-/* A node starts out reaching a target if it is one (nb_autograd's inputs, or
-   with `leaves` every leaf: nb_backward's targets). */
-static void mark_reach(nb_tensor *x, bool leaves) {
-    bool target = (x->flags & NB__TARGET) || (leaves && x->nin == 0);
-    x->flags = (uint8_t)((x->flags & ~NB__REACH) | (target ? NB__REACH : 0));
+typedef struct {
+    nb_tensor **order; /* T->order: every node after all of its parents */
+    size_t n;
+    nb_tensor **held;  /* T->held */
+    size_t nheld;
+} walk_result;
+
+static bool holds(const nb_tensor *x, bool leaves) {
+    return (x->flags & (NB__TARGET | NB__KEEP)) || (leaves && x->nin == 0);
 }
 
-/* Pushes x on the walk's stack (marking it visited); -1 when memory runs out. */
-static int push(nb__tls *T, size_t *sp, nb_tensor *x, uint32_t epoch, bool leaves) {
-    if (*sp + 1 > T->stack_cap) {
+/* Marks x visited and pushes it; -1 when memory runs out. */
+static int push(nb__tls *T, size_t sp, nb_tensor *x, uint32_t epoch, bool leaves) {
+    if (sp + 1 > T->stack_cap) {
         size_t cap = T->stack_cap;
-        if (nb__grow((void **)&T->stack, &cap, *sp + 1, sizeof *T->stack) ||
-            nb__grow((void **)&T->stack_i, &T->stack_cap, *sp + 1, sizeof *T->stack_i))
+        if (nb__grow((void **)&T->stack, &cap, sp + 1, sizeof *T->stack) ||
+            nb__grow((void **)&T->stack_i, &T->stack_cap, sp + 1, sizeof *T->stack_i))
             return -1;
     }
     x->visit = epoch;
-    mark_reach(x, leaves);
-    T->stack[*sp] = x;
-    T->stack_i[(*sp)++] = 0;
+    /* a node starts out reaching a target if it is one */
+    bool target = (x->flags & NB__TARGET) || (leaves && x->nin == 0);
+    x->flags = (uint8_t)((x->flags & ~NB__REACH) | (target ? NB__REACH : 0));
+    T->stack[sp] = x;
+    T->stack_i[sp] = 0;
     return 0;
 }
 
-static int walk(int nroots, nb_tensor *const *roots, bool leaves, size_t *n_order) {
+static int walk(int nroots, nb_tensor *const *roots, bool leaves, walk_result *w) {
     nb__tls *T = nb__T();
     uint32_t epoch = atomic_fetch_add(&walk_epoch, 1) + 1;
     if (epoch == 0) epoch = atomic_fetch_add(&walk_epoch, 1) + 1;
-    size_t n = 0, sp = 0;
+    size_t n = 0, nheld = 0, sp = 0;
+    w->n = w->nheld = 0;
     for (int r = 0; r < nroots; r++) {
         if (roots[r]->visit == epoch) continue;
-        if (push(T, &sp, roots[r], epoch, leaves)) return -1;
+        if (push(T, sp++, roots[r], epoch, leaves)) return -1;
         while (sp) {
             nb_tensor *x = T->stack[sp - 1];
             int i = T->stack_i[sp - 1];
@@ -181,20 +194,29 @@ static int walk(int nroots, nb_tensor *const *roots, bool leaves, size_t *n_orde
                 T->stack_i[sp - 1] = i + 1;
                 nb_tensor *p = x->in[i];
                 if (!(p->flags & NB__REQ) || p->visit == epoch) continue;
-                if (push(T, &sp, p, epoch, leaves)) return -1;
+                if (push(T, sp++, p, epoch, leaves)) return -1;
                 continue;
             }
             /* all parents done: x is finished */
             sp--;
             for (int k = 0; k < x->nin; k++)
-                if ((x->in[k]->flags & (NB__REQ | NB__REACH)) == (NB__REQ | NB__REACH) &&
-                    x->in[k]->visit == epoch)
-                    x->flags |= NB__REACH;
-            if (nb__grow((void **)&T->order, &T->order_cap, n + 1, sizeof *T->order)) return -1;
+                if ((x->in[k]->flags & (NB__REQ | NB__REACH)) == (NB__REQ | NB__REACH))
+                    x->flags |= NB__REACH; /* a REQ parent was visited by this walk */
+            if (n == T->order_cap && nb__grow((void **)&T->order, &T->order_cap, n + 1, sizeof *T->order))
+                return -1;
             T->order[n++] = x;
+            if (holds(x, leaves)) {
+                if (nheld == T->held_cap &&
+                    nb__grow((void **)&T->held, &T->held_cap, nheld + 1, sizeof *T->held))
+                    return -1;
+                T->held[nheld++] = x;
+            }
+            w->n = n;
+            w->nheld = nheld;
         }
     }
-    *n_order = n;
+    w->order = T->order;
+    w->held = T->held;
     return 0;
 }
 
@@ -210,14 +232,14 @@ static nb_tensor *private_copy(const nb_tensor *t) {
    place when nobody else holds it; with create_graph the sum is an op. */
 static int accumulate(nb_tensor *x, nb_tensor *g, bool create_graph) {
     if (!x->gacc) {
-        x->gacc = nb_retain(g);
+        x->gacc = nb__ref(g);
         return 0;
     }
     if (create_graph) {
         nb_tensor *s = nb_add(x->gacc, g);
         if (!s) return -1;
-        nb_release(x->gacc);
-        x->gacc = nb_retain(s);
+        nb__unref(x->gacc);
+        x->gacc = nb__ref(s);
         return 0;
     }
     if (x->gacc->refcount == 1 && !x->gacc->storage) {
@@ -228,30 +250,33 @@ static int accumulate(nb_tensor *x, nb_tensor *g, bool create_graph) {
     if (!s) return -1;
     s->op = s->name_op = NB__OP_ADD;
     nb__add_inplace(s, g);
-    nb_release(x->gacc);
+    nb__unref(x->gacc);
     x->gacc = s;
     return 0;
 }
 
-static void clear_sweep(size_t n) {
-    nb__tls *T = nb__T();
+/* After a sweep: drops the accumulators left and the sweep's marks.  A sweep
+   that succeeded left them on the held nodes only; one that failed may have
+   left them anywhere in the order. */
+static void clear_sweep(const walk_result *w, bool failed) {
+    nb_tensor **list = failed ? w->order : w->held;
+    size_t n = failed ? w->n : w->nheld;
     for (size_t k = 0; k < n; k++) {
-        nb_tensor *x = T->order[k];
-        nb_release(x->gacc);
+        nb_tensor *x = list[k];
+        nb__unref(x->gacc);
         x->gacc = NULL;
         x->flags &= (uint8_t)~(NB__TARGET | NB__REACH);
     }
 }
 
 /* Runs the reverse sweep from roots with their seeds (NULL: ones).  On return
-   (0 or -1) every node of the order still holds its accumulator: the caller
-   reads what it needs, then calls clear_sweep(). */
+   (0 or -1) the held nodes still hold their accumulators: the caller reads
+   what it needs, then calls clear_sweep(). */
 static int sweep(const char *who, int nroots, nb_tensor *const *roots, nb_tensor *const *seeds,
-                 bool create_graph, bool leaves, size_t *n_order) {
+                 bool create_graph, bool leaves, walk_result *w) {
     nb__tls *T = nb__T();
-    *n_order = 0;
-    if (walk(nroots, roots, leaves, n_order) != 0) return -1;
-    size_t n = *n_order;
+    if (walk(nroots, roots, leaves, w) != 0) return -1;
+    size_t n = w->n;
 
     for (int r = 0; r < nroots; r++) {
         nb_tensor *root = roots[r], *seed = seeds ? seeds[r] : NULL;
@@ -272,16 +297,17 @@ static int sweep(const char *who, int nroots, nb_tensor *const *roots, nb_tensor
     T->quiet_names = !create_graph;
     int rc = 0;
     for (size_t k = n; k-- > 0 && rc == 0;) {
-        nb_tensor *x = T->order[k];
-        if (!x->gacc || x->nin == 0 || !(x->flags & NB__REACH)) continue;
+        nb_tensor *x = w->order[k];
+        if (!x->gacc) continue;
         bool need[NB__MAX_IN] = {false};
         bool any = false;
-        for (int i = 0; i < x->nin; i++) {
-            need[i] = (x->in[i]->flags & (NB__REQ | NB__REACH)) == (NB__REQ | NB__REACH);
-            any |= need[i];
-        }
+        if (x->flags & NB__REACH)
+            for (int i = 0; i < x->nin; i++) {
+                need[i] = (x->in[i]->flags & (NB__REQ | NB__REACH)) == (NB__REQ | NB__REACH);
+                any |= need[i];
+            }
         if (any) {
-            size_t mark = nb_scope_begin();
+            size_t mark = T->pool_len;
             nb_tensor *gin[NB__MAX_IN] = {0};
             T->in_rule = true;
             rc = nb__ops[x->op].vjp(x, x->gacc, create_graph, need, gin);
@@ -315,8 +341,8 @@ static int sweep(const char *who, int nroots, nb_tensor *const *roots, nb_tensor
             }
             nb_scope_end(mark);
         }
-        if (!(x->flags & (NB__TARGET | NB__KEEP))) {
-            nb_release(x->gacc);
+        if (!holds(x, leaves)) {
+            nb__unref(x->gacc);
             x->gacc = NULL;
         }
     }
@@ -347,16 +373,16 @@ int nb_backward(nb_tensor *t, const nb_tensor *seed) {
                 "tensors that do not require grad)", nb_name(t));
         return -1;
     }
-    nb__tls *T = nb__T();
-    size_t mark = nb_scope_begin(), n = 0;
+    size_t mark = nb_scope_begin();
+    walk_result w = {0};
     nb_tensor *seeds[1] = {(nb_tensor *)seed};
     /* every leaf that requires grad is a target */
-    int rc = sweep("backward", 1, &t, seed ? seeds : NULL, false, true, &n);
+    int rc = sweep("backward", 1, &t, seed ? seeds : NULL, false, true, &w);
     if (rc == 0) {
         /* Deliver into the leaves in two phases, so that a failure changes no
            stored gradient: first make each new gradient private, then commit. */
-        for (size_t k = 0; k < n && rc == 0; k++) {
-            nb_tensor *x = T->order[k];
+        for (size_t k = 0; k < w.nheld && rc == 0; k++) {
+            nb_tensor *x = w.held[k];
             if (!keeps_grad(x) || x->grad) continue;
             if (x->gacc->refcount > 1 || x->gacc->storage || x->gacc->nin) {
                 nb_tensor *c = private_copy(x->gacc);
@@ -364,12 +390,12 @@ int nb_backward(nb_tensor *t, const nb_tensor *seed) {
                     rc = -1;
                     break;
                 }
-                nb_release(x->gacc);
+                nb__unref(x->gacc);
                 x->gacc = c;
             }
         }
-        for (size_t k = 0; k < n && rc == 0; k++) {
-            nb_tensor *x = T->order[k];
+        for (size_t k = 0; k < w.nheld && rc == 0; k++) {
+            nb_tensor *x = w.held[k];
             if (!keeps_grad(x)) continue;
             if (x->grad) {
                 nb__add_inplace(x->grad, x->gacc);
@@ -384,7 +410,7 @@ int nb_backward(nb_tensor *t, const nb_tensor *seed) {
             }
         }
     }
-    clear_sweep(n);
+    clear_sweep(&w, rc != 0);
     nb_scope_end(mark);
     return rc;
 }
@@ -414,35 +440,30 @@ int nb_autograd(int n_out, nb_tensor *const *outputs, nb_tensor *const *seeds, i
             }
         }
     }
-    nb__tls *T = nb__T();
     for (int i = 0; i < n_in; i++) inputs[i]->flags |= NB__TARGET;
-    size_t mark = nb_scope_begin(), n = 0;
-    int rc = sweep("autograd", n_out, outputs, seeds, create_graph, false, &n);
+    size_t mark = nb_scope_begin();
+    walk_result w = {0};
+    int rc = sweep("autograd", n_out, outputs, seeds, create_graph, false, &w);
     nb_tensor *res[64], **keep = n_in <= 64 ? res : nb__malloc((size_t)n_in * sizeof *keep);
     if (!keep) rc = -1;
     for (int i = 0; rc == 0 && i < n_in; i++) {
         nb_tensor *x = inputs[i];
-        keep[i] = (x->flags & NB__REACH) && x->gacc ? nb_retain(x->gacc) : NULL;
+        keep[i] = (x->flags & NB__REACH) && x->gacc ? nb__ref(x->gacc) : NULL;
     }
-    if (!keep) {
-        for (int i = 0; i < n_in; i++) inputs[i]->flags &= (uint8_t)~(NB__TARGET | NB__REACH);
-        clear_sweep(n);
-        nb_scope_end(mark);
-        return -1;
-    }
+    /* inputs the walk never reached are in neither list: clear them here */
+    for (int i = 0; i < n_in; i++) inputs[i]->flags &= (uint8_t)~(NB__TARGET | NB__REACH);
+    clear_sweep(&w, rc != 0);
+    nb_scope_end(mark);
+    if (!keep) return -1;
     if (rc != 0)
         for (int i = 0; i < n_in; i++) keep[i] = NULL;
-    for (int i = 0; i < n_in; i++) inputs[i]->flags &= (uint8_t)~(NB__TARGET | NB__REACH);
-    clear_sweep(n);
-    (void)T;
-    nb_scope_end(mark);
     /* hand the results to the caller's scope */
     for (int i = 0; i < n_in; i++) {
         if (rc == 0) {
             grads[i] = keep[i] ? nb__pool(keep[i]) : nb__const_like(inputs[i], 0.0);
             if (!grads[i]) rc = -1;
         } else {
-            nb_release(keep[i]);
+            nb__unref(keep[i]);
         }
     }
     if (rc != 0)
@@ -490,7 +511,7 @@ nb_tensor *nb_jacobian(nb_fn f, nb_tensor *x, void *ctx) {
             if (!t) {
                 if (yi) nb__err("jacobian: f's output carries no tangent");
                 nb_scope_end(mk);
-                nb_release(J);
+                nb__unref(J);
                 goto fail;
             }
             for (int64_t r = 0; r < m; r++) J->data[r * n + i] = t->data[r];
@@ -504,7 +525,7 @@ nb_tensor *nb_jacobian(nb_fn f, nb_tensor *x, void *ctx) {
             nb_tensor *e = basis(y, r), *g = NULL;
             if (!e || nb_autograd(1, &y, &e, 1, &xr, &g, false) != 0) {
                 nb_scope_end(mk);
-                nb_release(J);
+                nb__unref(J);
                 goto fail;
             }
             memcpy(J->data + r * n, g->data, (size_t)n * sizeof(double));
@@ -568,7 +589,7 @@ nb_tensor *nb_hessian(nb_fn f, nb_tensor *x, void *ctx) {
             nb_tensor *e = basis(g, r), *h = NULL;
             if (!e || nb_autograd(1, &g, &e, 1, &xr, &h, false) != 0) {
                 nb_scope_end(mk);
-                nb_release(H);
+                nb__unref(H);
                 nb_scope_end(outer);
                 return NULL;
             }
@@ -597,7 +618,7 @@ nb_tensor *nb_hvp(nb_fn f, nb_tensor *x, nb_tensor *v, void *ctx) {
     nb_tensor *g = xr ? grad_of(xr, &c) : NULL;
     if (g && !(g->flags & NB__REQ)) hv = nb__const_like(x, 0.0);
     else if (g && nb_autograd(1, &g, &v, 1, &xr, &hv, false) != 0) hv = NULL;
-    nb_retain(hv);
+    nb__ref(hv);
     nb_scope_end(outer);
     return nb__pool(hv);
 }

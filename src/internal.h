@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define NB__MAX_IN 3      /* the most inputs an op has (unary_grad: g, x, y) */
 #define NB__NAME_LEN 24   /* "broadcast_to:4294967295" + NUL                  */
@@ -73,31 +74,35 @@ typedef struct nb__storage {
 } nb__storage;
 
 struct nb_tensor {                       /* 192 bytes, data follows inline */
+    /* cache line 0: what the sweep, the walk and release touch */
     double *data;                        /* inline after the header, or external */
     nb_tensor *in[NB__MAX_IN];           /* parents (references held)     */
+    nb_tensor *gacc;                     /* during a sweep: gradient so far */
     nb_tensor *grad;                     /* leaves: accumulated gradient  */
     nb_tensor *tangent;                  /* forward mode                  */
-    nb_tensor *gacc;                     /* during a sweep: gradient so far */
-    nb__storage *storage;                /* non-NULL: data is external    */
+    int32_t refcount;
+    uint32_t visit;                      /* walk epoch mark               */
+    /* cache line 1 */
     int64_t numel;
+    uint16_t op;                         /* nb__op                        */
+    uint8_t ndim, nin, flags, name_kind;
+    uint8_t size_class;                  /* allocator class of the block  */
+    uint8_t psub;                        /* unary_grad: which unary op    */
+    nb__storage *storage;                /* non-NULL: data is external    */
     int64_t shape[NB_MAX_DIMS];
+    /* cache line 2: parameters and naming */
     union {                              /* the op's parameters            */
         double f;                        /* pow exponent, scale factor    */
         struct { int32_t axis; int32_t keep; } ax;   /* reductions, softmax */
     } p;
-    int32_t refcount;
-    uint32_t visit;                      /* walk epoch mark               */
     uint32_t name_k;                     /* the NameManager counter       */
-    uint16_t op;                         /* nb__op                        */
     uint16_t name_op;                    /* op whose name it carries      */
-    uint8_t ndim, nin, flags, name_kind;
-    uint8_t size_class;                  /* allocator class of the block  */
-    uint8_t psub;                        /* unary_grad: which unary op    */
     char name[NB__NAME_LEN];             /* formatted lazily              */
 };
 
 #define NB__HDR ((sizeof(struct nb_tensor) + 63) & ~(size_t)63)
 _Static_assert(sizeof(struct nb_tensor) <= 192, "a node's bookkeeping stays within 192 bytes");
+_Static_assert(offsetof(struct nb_tensor, numel) == 64, "the hot fields fill the first cache line");
 
 /* ---- per-thread state ---------------------------------------------------- */
 #define NB__NCLASS 232
@@ -122,6 +127,8 @@ typedef struct nb__tls {
     /* scratch for graph walks */
     nb_tensor **order;
     size_t order_cap;
+    nb_tensor **held;          /* the nodes a sweep leaves holding results  */
+    size_t held_cap;
     nb_tensor **stack;
     int *stack_i;
     size_t stack_cap;
@@ -148,12 +155,89 @@ void nb__free(void *p);
    bad shape, an overflowing size or no memory. */
 nb_tensor *nb__alloc(const char *who, int ndim, const int64_t *shape);
 /* The same for the shape of an existing tensor (already validated). */
-nb_tensor *nb__alloc_like(const char *who, const nb_tensor *like);
+nb_tensor *nb__alloc_like_slow(const char *who, const nb_tensor *like);
+
+/* The block cache's size classes: 256 bytes, then four classes per power of
+   two (so at most 25% is wasted). */
+static inline size_t nb__class_bytes(int cls) {
+    if (cls == 0) return 256;
+    unsigned c = (unsigned)cls - 1, e = (c >> 2) + 8, k = c & 3; /* 2^e, plus k+1 quarters */
+    return ((size_t)1 << e) + ((size_t)(k + 1) << (e - 2));
+}
+/* the smallest class whose blocks hold `bytes` */
+static inline int nb__size_class(size_t bytes) {
+    if (bytes <= 256) return 0;
+    int e = 63 - __builtin_clzll((unsigned long long)(bytes - 1)); /* 2^e < bytes <= 2^(e+1) */
+    size_t k = (bytes - 1 - ((size_t)1 << e)) >> (e - 2);           /* quarter: 0..3 */
+    return 1 + (e - 8) * 4 + (int)k;
+}
+
+/* The hot path of every op's output: a cached block of the right class,
+   initialised in place.  The slow path (no cached block, failure injection)
+   lives in tensor.c. */
+static inline nb_tensor *nb__alloc_like(const char *who, const nb_tensor *like) {
+    nb__tls *T = nb__T();
+    int cls = nb__size_class(NB__HDR + (size_t)like->numel * sizeof(double));
+    nb_tensor *t = (nb_tensor *)T->free_list[cls];
+    if (!t || T->fail_countdown) return nb__alloc_like_slow(who, like);
+    T->free_list[cls] = *(void **)t;
+    t->data = (double *)((char *)t + NB__HDR);
+    t->in[0] = t->in[1] = t->in[2] = NULL;
+    t->gacc = t->grad = t->tangent = NULL;
+    t->refcount = 1;
+    t->visit = 0;
+    t->numel = like->numel;
+    t->op = NB__OP_IN;
+    t->ndim = like->ndim;
+    t->nin = t->flags = t->name_kind = t->psub = 0;
+    t->size_class = (uint8_t)cls;
+    t->storage = NULL;
+    if (like->ndim <= 2) { /* (slots past ndim hold garbage that nobody reads) */
+        t->shape[0] = like->shape[0];
+        t->shape[1] = like->shape[1];
+    } else {
+        memcpy(t->shape, like->shape, (size_t)like->ndim * sizeof *like->shape);
+    }
+    t->p.f = 0.0;
+    t->name_k = 0;
+    t->name_op = NB__OP_IN;
+    t->name[0] = 0;
+    T->stats.live_tensors++;
+    T->stats.live_bytes += (int64_t)nb__class_bytes(cls);
+    if (T->stats.live_bytes > T->stats.peak_bytes) T->stats.peak_bytes = T->stats.live_bytes;
+    return t;
+}
+
+/* nb_release's hot path: the count drops; the dead are freed out of line */
+void nb__free_dead(nb_tensor *t);
+static inline void nb__unref(nb_tensor *t) {
+    if (t && --t->refcount == 0) nb__free_dead(t);
+}
+static inline nb_tensor *nb__ref(nb_tensor *t) {
+    if (t) t->refcount++;
+    return t;
+}
 /* A node whose data is external: storage gets a reference. */
 nb_tensor *nb__alloc_external(const char *who, int ndim, const int64_t *shape,
                               double *data, nb__storage *storage);
-void nb__name(nb_tensor *t, nb__op op);       /* assigns "<op>:<k>"           */
-nb_tensor *nb__pool(nb_tensor *t);            /* hands t's reference to the scope; NULL-safe */
+/* assigns "<op>:<k>" (formatted only when asked for) */
+static inline void nb__name(nb_tensor *t, nb__op op) {
+    nb__tls *T = nb__T();
+    t->name_op = (uint16_t)op;
+    t->name_k = T->quiet_names ? 0 : T->counts[op]++;
+    t->name_kind = NB__NAME_COUNTED;
+    t->name[0] = 0;
+}
+/* hands t's reference to the innermost scope; NULL-safe */
+nb_tensor *nb__pool_slow(nb_tensor *t);
+static inline nb_tensor *nb__pool(nb_tensor *t) {
+    nb__tls *T = nb__T();
+    if (t && T->pool_len < T->pool_cap) {
+        T->pool[T->pool_len++] = t;
+        return t;
+    }
+    return nb__pool_slow(t);
+}
 int nb__grow(void **arr, size_t *cap, size_t need, size_t elem);  /* 0 / -1 */
 bool nb__shape_ok(const char *who, int ndim, const int64_t *shape, int64_t *numel);
 

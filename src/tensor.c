@@ -21,13 +21,15 @@ static void tls_destroy(void *unused) {
     nb_cleanup();
     free(T->pool);
     free(T->order);
+    free(T->held);
     free(T->stack);
     free(T->stack_i);
     T->pool = NULL;
     T->order = NULL;
+    T->held = NULL;
     T->stack = NULL;
     T->stack_i = NULL;
-    T->pool_cap = T->order_cap = T->stack_cap = 0;
+    T->pool_cap = T->order_cap = T->held_cap = T->stack_cap = 0;
     T->initialised = false;
 }
 static void tls_key_make(void) { (void)pthread_key_create(&tls_key, tls_destroy); }
@@ -86,17 +88,24 @@ static bool fail_now(void) {
     return false;
 }
 
+/* Every per-thread resource (the scope array, walk scratch, cached blocks)
+   starts with a system allocation or a block put on this thread's list:
+   those are where the thread registers its exit handler. */
 void *nb__malloc(size_t n) {
     void *p = fail_now() ? NULL : malloc(n ? n : 1);
     if (!p) return nb__err("out of memory (%zu bytes)", n);
-    nb__T()->stats.system_allocs++;
+    nb__tls *T = nb__T();
+    if (!T->initialised) tls_init(T);
+    T->stats.system_allocs++;
     return p;
 }
 
 void *nb__realloc(void *p, size_t n) {
     void *q = fail_now() ? NULL : realloc(p, n ? n : 1);
     if (!q) return nb__err("out of memory (%zu bytes)", n);
-    nb__T()->stats.system_allocs++;
+    nb__tls *T = nb__T();
+    if (!T->initialised) tls_init(T);
+    T->stats.system_allocs++;
     return q;
 }
 
@@ -119,35 +128,22 @@ int nb__grow(void **arr, size_t *cap, size_t need, size_t elem) {
  * (so at most 25% is wasted).  Freed blocks go onto the freeing thread's list
  * of their class and are reused, so a training loop stops calling malloc once
  * it has seen one step. */
-static inline size_t class_bytes(int cls) {
-    if (cls == 0) return 256;
-    unsigned c = (unsigned)cls - 1, e = (c >> 2) + 8, k = c & 3; /* 2^e, plus k+1 quarters */
-    return ((size_t)1 << e) + ((size_t)(k + 1) << (e - 2));
-}
-
-/* the smallest class whose blocks hold `bytes` */
-static inline int size_class(size_t bytes) {
-    if (bytes <= 256) return 0;
-    int e = 63 - __builtin_clzll((unsigned long long)(bytes - 1)); /* 2^e < bytes <= 2^(e+1) */
-    size_t k = (bytes - 1 - ((size_t)1 << e)) >> (e - 2);           /* quarter: 0..3 */
-    return 1 + (e - 8) * 4 + (int)k;
-}
-
-static void *block_get(int cls, size_t bytes) {
-    nb__tls *T = nb__T();
-    if (fail_now()) return nb__err("out of memory (%zu bytes)", bytes);
+static void *block_get(nb__tls *T, int cls, size_t bytes) {
+    if (T->fail_countdown > 0 && --T->fail_countdown == 0)
+        return nb__err("out of memory (%zu bytes)", bytes);
     void *b = T->free_list[cls];
     if (b) {
         T->free_list[cls] = *(void **)b;
         return b;
     }
     if (posix_memalign(&b, 64, bytes) != 0) return nb__err("out of memory (%zu bytes)", bytes);
+    if (!T->initialised) tls_init(T);
     T->stats.system_allocs++;
     return b;
 }
 
-static void block_put(void *b, int cls) {
-    nb__tls *T = nb__T();
+static void block_put(nb__tls *T, void *b, int cls) {
+    if (!T->initialised) tls_init(T); /* a block made by another thread */
     *(void **)b = T->free_list[cls];
     T->free_list[cls] = b;
 }
@@ -171,7 +167,7 @@ void nb_memory_stats(nb_mem_stats *out) {
     *out = T->stats;
     out->cached_bytes = 0; /* counted here, off the hot path */
     for (int c = 0; c < NB__NCLASS; c++)
-        for (void *b = T->free_list[c]; b; b = *(void **)b) out->cached_bytes += (int64_t)class_bytes(c);
+        for (void *b = T->free_list[c]; b; b = *(void **)b) out->cached_bytes += (int64_t)nb__class_bytes(c);
 }
 
 bool nb__shape_ok(const char *who, int ndim, const int64_t *shape, int64_t *numel) {
@@ -211,9 +207,10 @@ bool nb__shape_ok(const char *who, int ndim, const int64_t *shape, int64_t *nume
 
 static nb_tensor *alloc_header(const char *who, int ndim, const int64_t *shape, size_t data_bytes,
                                int64_t numel) {
-    int cls = size_class(NB__HDR + data_bytes);
-    size_t cb = class_bytes(cls);
-    nb_tensor *t = block_get(cls, cb);
+    nb__tls *T = nb__T();
+    int cls = nb__size_class(NB__HDR + data_bytes);
+    size_t cb = nb__class_bytes(cls);
+    nb_tensor *t = block_get(T, cls, cb);
     if (!t) {
         char s[NB__SHAPE_BUF];
         nb__err("%s: out of memory for a tensor of shape %s", who,
@@ -226,7 +223,7 @@ static nb_tensor *alloc_header(const char *who, int ndim, const int64_t *shape, 
     t->grad = t->tangent = t->gacc = NULL;
     t->storage = NULL;
     t->numel = numel;
-    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    if (shape) memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
     t->p.f = 0.0;
     t->refcount = 1;
     t->visit = 0;
@@ -236,8 +233,6 @@ static nb_tensor *alloc_header(const char *who, int ndim, const int64_t *shape, 
     t->nin = t->flags = t->name_kind = t->psub = 0;
     t->size_class = (uint8_t)cls;
     t->name[0] = 0;
-    nb__tls *T = nb__T();
-    if (!T->initialised) tls_init(T);
     T->stats.live_tensors++;
     T->stats.live_bytes += (int64_t)cb;
     if (T->stats.live_bytes > T->stats.peak_bytes) T->stats.peak_bytes = T->stats.live_bytes;
@@ -250,7 +245,7 @@ nb_tensor *nb__alloc(const char *who, int ndim, const int64_t *shape) {
     return alloc_header(who, ndim, shape, (size_t)numel * sizeof(double), numel);
 }
 
-nb_tensor *nb__alloc_like(const char *who, const nb_tensor *like) {
+nb_tensor *nb__alloc_like_slow(const char *who, const nb_tensor *like) {
     return alloc_header(who, like->ndim, like->shape, (size_t)like->numel * sizeof(double), like->numel);
 }
 
@@ -268,8 +263,8 @@ nb_tensor *nb__alloc_external(const char *who, int ndim, const int64_t *shape, d
 
 /* ---- reference counting ---------------------------------------------------
  * Releasing is iterative: a dying tensor's children (parents, grad, tangent)
- * whose count reaches zero are chained through the dead tensors' name field,
- * so a chain of a million nodes is freed without recursion and without
+ * whose count reaches zero are chained through the dead tensors' data
+ * pointer (freeing a block needs only its class and storage), so a chain of a million nodes is freed without recursion and without
  * allocating. */
 static void free_block(nb_tensor *t) {
     nb__tls *T = nb__T();
@@ -277,8 +272,8 @@ static void free_block(nb_tensor *t) {
         t->storage->destroy(t->storage);
     int cls = t->size_class;
     T->stats.live_tensors--;
-    T->stats.live_bytes -= (int64_t)class_bytes(cls);
-    block_put(t, cls);
+    T->stats.live_bytes -= (int64_t)nb__class_bytes(cls);
+    block_put(T, t, cls);
 }
 
 nb_tensor *nb_retain(nb_tensor *t) {
@@ -286,31 +281,30 @@ nb_tensor *nb_retain(nb_tensor *t) {
     return t;
 }
 
-void nb_release(nb_tensor *t) {
-    if (!t || --t->refcount > 0) return;
+void nb__free_dead(nb_tensor *t) {
+    t->data = NULL;
     nb_tensor *dead = t;
-    memset(t->name, 0, sizeof(nb_tensor *));
     while (dead) {
-        nb_tensor *x = dead, *next;
-        memcpy(&next, x->name, sizeof next);
-        dead = next;
+        nb_tensor *x = dead;
+        dead = (nb_tensor *)(void *)x->data;
         nb_tensor *kids[NB__MAX_IN + 3] = {x->in[0], x->in[1], x->in[2], x->grad, x->tangent, x->gacc};
         free_block(x);
         for (int i = 0; i < NB__MAX_IN + 3; i++) {
             nb_tensor *c = kids[i];
             if (c && --c->refcount == 0) {
-                memcpy(c->name, &dead, sizeof dead);
+                c->data = (double *)(void *)dead;
                 dead = c;
             }
         }
     }
 }
 
+void nb_release(nb_tensor *t) { nb__unref(t); }
+
 /* ---- scopes ------------------------------------------------------------------ */
-nb_tensor *nb__pool(nb_tensor *t) {
+nb_tensor *nb__pool_slow(nb_tensor *t) {
     if (!t) return NULL;
     nb__tls *T = nb__T();
-    if (!T->initialised) tls_init(T);
     if (T->pool_len == T->pool_cap &&
         nb__grow((void **)&T->pool, &T->pool_cap, T->pool_len + 1, sizeof *T->pool) != 0) {
         nb_release(t);
@@ -324,7 +318,7 @@ size_t nb_scope_begin(void) { return nb__T()->pool_len; }
 
 void nb_scope_end(size_t mark) {
     nb__tls *T = nb__T();
-    while (T->pool_len > mark) nb_release(T->pool[--T->pool_len]);
+    while (T->pool_len > mark) nb__unref(T->pool[--T->pool_len]);
 }
 
 void nb_cleanup(void) {
@@ -333,14 +327,6 @@ void nb_cleanup(void) {
 }
 
 /* ---- names ------------------------------------------------------------------- */
-void nb__name(nb_tensor *t, nb__op op) {
-    nb__tls *T = nb__T();
-    t->name_op = (uint16_t)op;
-    t->name_k = T->quiet_names ? 0 : T->counts[op]++;
-    t->name_kind = NB__NAME_COUNTED;
-    t->name[0] = 0;
-}
-
 void nb_names_reset(void) { memset(nb__T()->counts, 0, sizeof nb__T()->counts); }
 
 const char *nb_name(const nb_tensor *t) {

@@ -141,6 +141,10 @@ static void ew_run(ew_job *j, int64_t n, int64_t grain) {
 
 static void binary_kernel(int k, nb_tensor *o, const nb_tensor *a, const nb_tensor *b) {
     int mode = bcast_mode(a, b);
+    if (mode != 3 && o->numel < 2 * EW_GRAIN) { /* one thread: no job */
+        binary_range(k, mode, NULL, o->data, a->data, b->data, o->numel);
+        return;
+    }
     if (mode == 3) {
         bcast it;
         bcast_plan(&it, o, a, b);
@@ -425,8 +429,12 @@ nb_tensor *nb__unary(nb__op op, nb_tensor *a, double p) {
     nb_tensor *o = nb__node_like(op, a, 1, &a);
     if (!o) return NULL;
     o->p.f = p;
-    ew_job j = {.kind = 1, .op = op, .p = p, .o = o->data, .a = a->data};
-    ew_run(&j, a->numel, EW_GRAIN / 4);
+    if (a->numel < EW_GRAIN / 2) {
+        unary_kernel(op, p, o->data, a->data, a->numel);
+    } else {
+        ew_job j = {.kind = 1, .op = op, .p = p, .o = o->data, .a = a->data};
+        ew_run(&j, a->numel, EW_GRAIN / 4);
+    }
     return nb__finish(o, 1, &a);
 }
 
@@ -493,8 +501,12 @@ nb_tensor *nb__unary_grad(nb__op sub, double p, nb_tensor *g, nb_tensor *x, nb_t
     if (!o) return NULL;
     o->p.f = p;
     o->psub = (uint8_t)sub;
-    ew_job j = {.kind = 2, .op = sub, .p = p, .o = o->data, .a = g->data, .b = x->data, .c = y->data};
-    ew_run(&j, x->numel, EW_GRAIN / 4);
+    if (x->numel < EW_GRAIN / 2) {
+        unary_grad_kernel(sub, p, o->data, g->data, x->data, y->data, x->numel);
+    } else {
+        ew_job j = {.kind = 2, .op = sub, .p = p, .o = o->data, .a = g->data, .b = x->data, .c = y->data};
+        ew_run(&j, x->numel, EW_GRAIN / 4);
+    }
     return nb__finish(o, 3, in);
 }
 

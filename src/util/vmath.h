@@ -1,0 +1,47 @@
+/*
+ * Vectorised array kernels for exp and the logistic sigmoid (internal).
+ *
+ * Accuracy: nb__exp_n is within 1 ulp of the exact exp (measured max about
+ * 0.5x ulp; tests/test_vmath.c checks it against expl on millions of points
+ * for every dispatch level), subnormal results included; the special values
+ * are libm's exactly: exp(NaN) = NaN, exp(+inf) = +inf, exp(-inf) = +0,
+ * +inf past the overflow threshold 709.782712893384, +0 below
+ * -745.1332191019412, exp(+-0) = 1.  nb__sigmoid_n computes
+ * 1/(1+exp(-x)) for x >= 0 and e/(1+e), e = exp(x), otherwise (the
+ * formulation of the scalar sigmoid, never exp of a large positive number)
+ * and is within 2 ulp of the exact value; sigmoid(+inf) = 1,
+ * sigmoid(-inf) = 0, NaN gives NaN.
+ *
+ * Dispatch: the same branch-free loop body is compiled for a portable
+ * baseline (SSE2 on x86-64, whatever the compiler targets elsewhere), for
+ * AVX2+FMA and for AVX-512F; the best one the CPU supports is chosen at run
+ * time (__builtin_cpu_supports), with no -march flag needed.  Results of the
+ * levels may differ in the last bit (FMA), all within the bounds above.
+ *
+ * y and x may be the same pointer (in place); otherwise they must not
+ * overlap.  n <= 0 does nothing.  Thread-safe, no allocation.
+ */
+#ifndef NABLA_UTIL_VMATH_H
+#define NABLA_UTIL_VMATH_H
+
+#include <stdint.h>
+
+/* y[i] = exp(x[i]) */
+void nb__exp_n(double *y, const double *x, int64_t n);
+/* y[i] = 1/(1+exp(-x[i])), computed stably */
+void nb__sigmoid_n(double *y, const double *x, int64_t n);
+
+/* Dispatch levels. */
+enum { NB__VM_PORTABLE = 0, NB__VM_AVX2 = 1, NB__VM_AVX512 = 2 };
+
+/* The highest level this CPU supports (NB__VM_PORTABLE off x86-64). */
+int nb__vmath_max_level(void);
+/* The level the kernels use now. */
+int nb__vmath_level(void);
+/* Test hook: pins the level (clamped to nb__vmath_max_level()) for the whole
+   process; a negative level goes back to the automatic choice.  Returns the
+   level now in use.  Meant for tests, not for use while other threads run
+   the kernels (it is atomic, so it is safe, but it changes their level). */
+int nb__vmath_force(int level);
+
+#endif
