@@ -64,9 +64,15 @@ static nb_tensor *link(nb_tensor *t, nb__op op, int nin, nb_tensor *const *in) {
     return t;
 }
 
+/* Set once a dual tensor has ever been made (by any thread): until then no
+   tensor has a tangent and nb__finish skips looking.  A thread that receives
+   a dual from another thread has synchronised with its making, so it sees
+   the flag. */
+static atomic_bool duals_made;
+
 nb_tensor *nb__finish(nb_tensor *out, int nin, nb_tensor *const *in) {
     nb__tls *T = nb__T();
-    if (!T->fwd_suspended) {
+    if (atomic_load_explicit(&duals_made, memory_order_relaxed) && !T->fwd_suspended) {
         nb_tensor *tin[NB__MAX_IN] = {0};
         bool any = false;
         for (int i = 0; i < nin; i++) {
@@ -106,6 +112,15 @@ nb_tensor *nb__plain(nb__op op, const nb_tensor *like) {
     return nb__pool(t);
 }
 
+nb_tensor *nb__grad_buffer(nb__op op, nb_tensor *g, const nb_tensor *like) {
+    nb__tls *T = nb__T();
+    if (g && T->donated == g && nb__same_shape(g, like)) {
+        T->donated = NULL;
+        return g;
+    }
+    return nb__plain(op, like);
+}
+
 nb_tensor *nb_detach(nb_tensor *a) {
     if (nb__null_args("detach", 1, &a)) return NULL;
     nb_tensor *t = nb__plain(NB__OP_DETACH, a);
@@ -126,6 +141,7 @@ nb_tensor *nb_dual(nb_tensor *primal, nb_tensor *tangent) {
     nb_tensor *t = nb__node(NB__OP_DUAL, primal->ndim, primal->shape, 1, &primal);
     if (!t) return NULL;
     if (t->numel) memcpy(t->data, primal->data, (size_t)t->numel * sizeof(double));
+    atomic_store(&duals_made, true);
     t->tangent = nb__ref(tangent);
     return nb__pool(t);
 }
@@ -162,7 +178,8 @@ static bool holds(const nb_tensor *x, bool leaves) {
 }
 
 /* Marks x visited and pushes it; -1 when memory runs out. */
-static int push(nb__tls *T, size_t sp, nb_tensor *x, uint32_t epoch, bool leaves) {
+static inline __attribute__((always_inline)) int push(nb__tls *T, size_t sp, nb_tensor *x,
+                                                       uint32_t epoch, bool leaves) {
     if (sp + 1 > T->stack_cap) {
         size_t cap = T->stack_cap;
         if (nb__grow((void **)&T->stack, &cap, sp + 1, sizeof *T->stack) ||
@@ -310,7 +327,12 @@ static int sweep(const char *who, int nroots, nb_tensor *const *roots, nb_tensor
             size_t mark = T->pool_len;
             nb_tensor *gin[NB__MAX_IN] = {0};
             T->in_rule = true;
+            /* A gradient only this node holds, and that it drops after its
+               rule, may serve as the rule's output buffer. */
+            T->donated = !create_graph && x->gacc->refcount == 1 && !x->gacc->storage &&
+                                 !holds(x, leaves) ? x->gacc : NULL;
             rc = nb__ops[x->op].vjp(x, x->gacc, create_graph, need, gin);
+            T->donated = NULL;
             T->in_rule = false;
             for (int i = 0; i < x->nin && rc == 0; i++) {
                 if (!need[i]) continue;
@@ -337,7 +359,10 @@ static int sweep(const char *who, int nroots, nb_tensor *const *roots, nb_tensor
                     rc = -1;
                     break;
                 }
-                rc = accumulate(in, g, create_graph);
+                if (!in->gacc) /* the first contribution: just hold it */
+                    in->gacc = nb__ref(g);
+                else
+                    rc = accumulate(in, g, create_graph);
             }
             nb_scope_end(mark);
         }

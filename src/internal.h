@@ -74,23 +74,23 @@ typedef struct nb__storage {
 } nb__storage;
 
 struct nb_tensor {                       /* 192 bytes, data follows inline */
-    /* cache line 0: what the sweep, the walk and release touch */
+    /* cache line 0: what the walk, the sweep and the ops read */
     double *data;                        /* inline after the header, or external */
     nb_tensor *in[NB__MAX_IN];           /* parents (references held)     */
     nb_tensor *gacc;                     /* during a sweep: gradient so far */
-    nb_tensor *grad;                     /* leaves: accumulated gradient  */
-    nb_tensor *tangent;                  /* forward mode                  */
     int32_t refcount;
     uint32_t visit;                      /* walk epoch mark               */
-    /* cache line 1 */
-    int64_t numel;
     uint16_t op;                         /* nb__op                        */
     uint8_t ndim, nin, flags, name_kind;
     uint8_t size_class;                  /* allocator class of the block  */
     uint8_t psub;                        /* unary_grad: which unary op    */
+    int64_t numel;
+    /* cache line 1 */
+    nb_tensor *grad;                     /* leaves: accumulated gradient  */
+    nb_tensor *tangent;                  /* forward mode                  */
     nb__storage *storage;                /* non-NULL: data is external    */
     int64_t shape[NB_MAX_DIMS];
-    /* cache line 2: parameters and naming */
+    /* then parameters and naming */
     union {                              /* the op's parameters            */
         double f;                        /* pow exponent, scale factor    */
         struct { int32_t axis; int32_t keep; } ax;   /* reductions, softmax */
@@ -102,7 +102,7 @@ struct nb_tensor {                       /* 192 bytes, data follows inline */
 
 #define NB__HDR ((sizeof(struct nb_tensor) + 63) & ~(size_t)63)
 _Static_assert(sizeof(struct nb_tensor) <= 192, "a node's bookkeeping stays within 192 bytes");
-_Static_assert(offsetof(struct nb_tensor, numel) == 64, "the hot fields fill the first cache line");
+_Static_assert(offsetof(struct nb_tensor, grad) == 64, "the hot fields fill the first cache line");
 
 /* ---- per-thread state ---------------------------------------------------- */
 #define NB__NCLASS 232
@@ -116,6 +116,8 @@ typedef struct nb__tls {
                                   checks (and names) anomalies                   */
     bool has_error;
     bool anomaly;              /* detect the first NaN/inf producer           */
+    nb_tensor *donated;        /* in a plain sweep: the gradient the running rule
+                                  may overwrite (nobody else holds it)          */
     char error[512];
     uint32_t counts[NB__OP_COUNT];
     /* the scope stack (autorelease pool) */
@@ -276,6 +278,12 @@ nb_tensor *nb__const_like(const nb_tensor *t, double value);
 /* An un-recorded tensor shaped like `like`, data uninitialised, named as an
    output of op, pooled: for fused kernels of a plain backward. */
 nb_tensor *nb__plain(nb__op op, const nb_tensor *like);
+
+/* For a rule of a plain backward: a buffer for a result shaped like `like`.
+   It is g itself when the sweep donated g (nobody else holds it: the rule
+   may overwrite it element by element) and g has like's shape, at most once
+   per rule; otherwise a fresh nb__plain tensor.  NULL + error on no memory. */
+nb_tensor *nb__grad_buffer(nb__op op, nb_tensor *g, const nb_tensor *like);
 
 /* Unary op by id (used by rules that need f' as an expression). */
 nb_tensor *nb__unary(nb__op op, nb_tensor *a, double param);

@@ -121,6 +121,8 @@ static void binary_range(int k, int mode, const bcast *itp, double *O, const dou
 static void unary_kernel(nb__op op, double p, double *o, const double *a, int64_t n);
 static void unary_grad_kernel(nb__op op, double p, double *o, const double *g, const double *x,
                               const double *y, int64_t n);
+static void run_unary_grad(nb__op sub, double p, double *o, const double *g, const double *x,
+                           const double *y, int64_t n);
 
 static void ew_chunk(int64_t lo, int64_t hi, void *ctx) {
     ew_job *j = ctx;
@@ -173,7 +175,10 @@ static nb_tensor *binary(nb__op op, int k, nb_tensor *a, nb_tensor *b) {
     }
     nb_tensor *o = os == a->shape ? nb__node_like(op, a, 2, in) : nb__node(op, n, os, 2, in);
     if (!o) return NULL;
-    binary_kernel(k, o, a, b);
+    if (o->numel == 1 && os == a->shape) /* scalars: no loop machinery */
+        binary_range(k, 0, NULL, o->data, a->data, b->data, 1);
+    else
+        binary_kernel(k, o, a, b);
     return nb__finish(o, 2, in);
 }
 
@@ -241,8 +246,9 @@ static void prod2_chunk(int64_t lo, int64_t hi, void *ctx) {
     const prod2_job *j = ctx;
     if (j->ga && j->gb)
         for (int64_t i = lo; i < hi; i++) {
-            j->ga[i] = j->g[i] * j->b[i];
-            j->gb[i] = j->g[i] * j->a[i];
+            double g = j->g[i]; /* ga may be g itself (a donated buffer) */
+            j->gb[i] = g * j->a[i];
+            j->ga[i] = g * j->b[i];
         }
     else if (j->ga)
         for (int64_t i = lo; i < hi; i++) j->ga[i] = j->g[i] * j->b[i];
@@ -253,8 +259,8 @@ static void prod2_chunk(int64_t lo, int64_t hi, void *ctx) {
 int nb__vjp_prod(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
     nb_tensor *a = out->in[0], *b = out->in[1];
     if (!cg && nb__same_shape(a, b)) {
-        gin[0] = need[0] ? nb__plain(NB__OP_PROD, a) : NULL;
         gin[1] = need[1] ? nb__plain(NB__OP_PROD, b) : NULL;
+        gin[0] = need[0] ? nb__grad_buffer(NB__OP_PROD, g, a) : NULL;
         if (nb__rule_ok(2, need, gin)) return -1;
         prod2_job j = {gin[0] ? gin[0]->data : NULL, gin[1] ? gin[1]->data : NULL, g->data,
                        a->data, b->data};
@@ -458,7 +464,11 @@ static int unary_vjp(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb
     nb_tensor *x = out->in[0];
     if (op == NB__OP_NEG) gin[0] = nb_neg(g);                 /* linear: the op itself */
     else if (op == NB__OP_SCALE) gin[0] = nb_scale(g, out->p.f);
-    else if (!cg) gin[0] = nb__unary_grad(op, out->p.f, g, x, out);
+    else if (!cg && nb__T()->donated == g) { /* g *= f'(x), in place: no allocation */
+        nb__T()->donated = NULL;
+        run_unary_grad(op, out->p.f, g->data, g->data, x->data, out->data, g->numel);
+        gin[0] = g;
+    } else if (!cg) gin[0] = nb__unary_grad(op, out->p.f, g, x, out);
     else gin[0] = nb_prod(g, fprime(op, out->p.f, x, out));
     return nb__rule_ok(1, need, gin);
 }
@@ -494,6 +504,17 @@ UNARY_RULES(tanh)
 /* ---- unary_grad: the fused backward kernel, an op with rules of its own ------------
  * out = g * f'(x) where y = f(x).  As a function of (g, x) — y is a cache of
  * f(x) — its gradients are d/dg = f'(x) and d/dx = g f''(x). */
+/* o = g * f'(x) over n elements (o may be g) */
+static void run_unary_grad(nb__op sub, double p, double *o, const double *g, const double *x,
+                           const double *y, int64_t n) {
+    if (n < EW_GRAIN / 2) {
+        unary_grad_kernel(sub, p, o, g, x, y, n);
+    } else {
+        ew_job j = {.kind = 2, .op = sub, .p = p, .o = o, .a = g, .b = x, .c = y};
+        ew_run(&j, n, EW_GRAIN / 4);
+    }
+}
+
 nb_tensor *nb__unary_grad(nb__op sub, double p, nb_tensor *g, nb_tensor *x, nb_tensor *y) {
     nb_tensor *in[3] = {g, x, y};
     if (nb__null_args("unary_grad", 3, in)) return NULL;
@@ -501,12 +522,7 @@ nb_tensor *nb__unary_grad(nb__op sub, double p, nb_tensor *g, nb_tensor *x, nb_t
     if (!o) return NULL;
     o->p.f = p;
     o->psub = (uint8_t)sub;
-    if (x->numel < EW_GRAIN / 2) {
-        unary_grad_kernel(sub, p, o->data, g->data, x->data, y->data, x->numel);
-    } else {
-        ew_job j = {.kind = 2, .op = sub, .p = p, .o = o->data, .a = g->data, .b = x->data, .c = y->data};
-        ew_run(&j, x->numel, EW_GRAIN / 4);
-    }
+    run_unary_grad(sub, p, o->data, g->data, x->data, y->data, x->numel);
     return nb__finish(o, 3, in);
 }
 

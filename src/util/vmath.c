@@ -74,6 +74,7 @@ static const double C14 = 0x1.93974a8c07c9dp-37;
 /* beyond these, the answer is +0 / +inf (libm's too) */
 #define ZERO_BELOW (-745.2)
 #define INF_ABOVE 709.79
+#define INF_BITS UINT64_C(0x7ff0000000000000)
 
 /* a*b + c: a fused multiply-add where the level has one, else two roundings */
 NB_VM_INLINE double mad(double a, double b, double c, const int use_fma) {
@@ -111,10 +112,15 @@ NB_VM_INLINE double exp_body(double x, const int use_fma) {
     memcpy(&us, &s, sizeof us);
     memcpy(&ut, &t, sizeof ut);
     us += ut << 52;                            /* low bits of t are k: 2^k * s */
+    /* the special lanes, as bit masks: a ?: here lets the compiler move the
+       whole computation into one branch, which it then cannot vectorise */
+    uint64_t ux, big = -(uint64_t)(x > INF_ABOVE), tiny = -(uint64_t)(x < ZERO_BELOW),
+                 nan = -(uint64_t)(x != x);
+    memcpy(&ux, &x, sizeof ux);
+    us = (us & ~big) | (INF_BITS & big);       /* +inf */
+    us &= ~tiny;                               /* +0 */
+    us = (us & ~nan) | (ux & nan);             /* NaN in, the same NaN out */
     memcpy(&s, &us, sizeof s);
-    s = x > INF_ABOVE ? (double)INFINITY : s;
-    s = x < ZERO_BELOW ? 0.0 : s;
-    s = x != x ? x : s;                        /* NaN in, the same NaN out */
     return s;
 }
 
