@@ -36,43 +36,17 @@ bool nb_set_grad_enabled(bool on) {
 
 bool nb_is_grad_enabled(void) { return !nb__T()->grad_disabled; }
 
-static nb_tensor *link(nb_tensor *t, nb__op op, int nin, nb_tensor *const *in);
 
 nb_tensor *nb__node(nb__op op, int ndim, const int64_t *shape, int nin, nb_tensor *const *in) {
     nb_tensor *t = nb__alloc(nb__ops[op].name, ndim, shape);
-    return t ? link(t, op, nin, in) : NULL;
+    return t ? nb__link(t, op, nin, in) : NULL;
 }
 
-nb_tensor *nb__node_like(nb__op op, const nb_tensor *like, int nin, nb_tensor *const *in) {
-    nb_tensor *t = nb__alloc_like(nb__ops[op].name, like);
-    return t ? link(t, op, nin, in) : NULL;
-}
+atomic_bool nb__duals_made;
 
-/* names t as an output of op and, when recording, links its inputs */
-static nb_tensor *link(nb_tensor *t, nb__op op, int nin, nb_tensor *const *in) {
-    t->op = (uint16_t)op;
-    nb__name(t, op);
-    if (!nb__T()->grad_disabled) {
-        bool req = false;
-        for (int i = 0; i < nin; i++) req |= (in[i]->flags & NB__REQ) != 0;
-        if (req) {
-            for (int i = 0; i < nin; i++) t->in[i] = nb__ref(in[i]);
-            t->nin = (uint8_t)nin;
-            t->flags |= NB__REQ;
-        }
-    }
-    return t;
-}
-
-/* Set once a dual tensor has ever been made (by any thread): until then no
-   tensor has a tangent and nb__finish skips looking.  A thread that receives
-   a dual from another thread has synchronised with its making, so it sees
-   the flag. */
-static atomic_bool duals_made;
-
-nb_tensor *nb__finish(nb_tensor *out, int nin, nb_tensor *const *in) {
+nb_tensor *nb__finish_slow(nb_tensor *out, int nin, nb_tensor *const *in) {
     nb__tls *T = nb__T();
-    if (atomic_load_explicit(&duals_made, memory_order_relaxed) && !T->fwd_suspended) {
+    if (atomic_load_explicit(&nb__duals_made, memory_order_relaxed) && !T->fwd_suspended) {
         nb_tensor *tin[NB__MAX_IN] = {0};
         bool any = false;
         for (int i = 0; i < nin; i++) {
@@ -141,7 +115,7 @@ nb_tensor *nb_dual(nb_tensor *primal, nb_tensor *tangent) {
     nb_tensor *t = nb__node(NB__OP_DUAL, primal->ndim, primal->shape, 1, &primal);
     if (!t) return NULL;
     if (t->numel) memcpy(t->data, primal->data, (size_t)t->numel * sizeof(double));
-    atomic_store(&duals_made, true);
+    atomic_store(&nb__duals_made, true);
     t->tangent = nb__ref(tangent);
     return nb__pool(t);
 }
@@ -331,11 +305,21 @@ static int sweep(const char *who, int nroots, nb_tensor *const *roots, nb_tensor
                rule, may serve as the rule's output buffer. */
             T->donated = !create_graph && x->gacc->refcount == 1 && !x->gacc->storage &&
                                  !holds(x, leaves) ? x->gacc : NULL;
+            /* ... and an input's private accumulator may take the rule's
+               result directly (no temporary) */
+            bool direct = !create_graph && !T->anomaly;
+            for (int i = 0; i < x->nin; i++) {
+                nb_tensor *acc = x->in[i]->gacc;
+                T->acc_into[i] = direct && need[i] && acc && acc->refcount == 1 && !acc->storage
+                                     ? acc : NULL;
+                T->acc_done[i] = false;
+            }
             rc = nb__ops[x->op].vjp(x, x->gacc, create_graph, need, gin);
             T->donated = NULL;
             T->in_rule = false;
             for (int i = 0; i < x->nin && rc == 0; i++) {
-                if (!need[i]) continue;
+                T->acc_into[i] = NULL;
+                if (!need[i] || T->acc_done[i]) continue;
                 nb_tensor *in = x->in[i], *g = gin[i];
                 /* unbroadcast: the engine, not the rule, sums g back to in's shape */
                 if (g && !nb__same_shape(g, in)) g = nb_sum_to(g, in->ndim, in->shape);

@@ -118,6 +118,9 @@ typedef struct nb__tls {
     bool anomaly;              /* detect the first NaN/inf producer           */
     nb_tensor *donated;        /* in a plain sweep: the gradient the running rule
                                   may overwrite (nobody else holds it)          */
+    nb_tensor *acc_into[NB__MAX_IN]; /* in a plain sweep: inputs' accumulators the
+                                  running rule may add its result into directly */
+    bool acc_done[NB__MAX_IN]; /* ... and did                                  */
     char error[512];
     uint32_t counts[NB__OP_COUNT];
     /* the scope stack (autorelease pool) */
@@ -248,10 +251,38 @@ bool nb__shape_ok(const char *who, int ndim, const int64_t *shape, int64_t *nume
    if grad is enabled and an input requires grad, record the inputs. */
 nb_tensor *nb__node(nb__op op, int ndim, const int64_t *shape, int nin, nb_tensor *const *in);
 /* nb__node with the shape of `like`, an existing tensor (no re-validation) */
-nb_tensor *nb__node_like(nb__op op, const nb_tensor *like, int nin, nb_tensor *const *in);
+/* names t as an output of op and, when recording, links its inputs */
+static inline nb_tensor *nb__link(nb_tensor *t, nb__op op, int nin, nb_tensor *const *in) {
+    t->op = (uint16_t)op;
+    nb__name(t, op);
+    if (!nb__T()->grad_disabled) {
+        bool req = false;
+        for (int i = 0; i < nin; i++) req |= (in[i]->flags & NB__REQ) != 0;
+        if (req) {
+            for (int i = 0; i < nin; i++) t->in[i] = nb__ref(in[i]);
+            t->nin = (uint8_t)nin;
+            t->flags |= NB__REQ;
+        }
+    }
+    return t;
+}
+static inline nb_tensor *nb__node_like(nb__op op, const nb_tensor *like, int nin,
+                                       nb_tensor *const *in) {
+    nb_tensor *t = nb__alloc_like(nb__ops[op].name, like);
+    return t ? nb__link(t, op, nin, in) : NULL;
+}
 /* After the forward kernel: forward-mode tangent, anomaly check, pooling.
    Releases out and returns NULL if a step fails. */
-nb_tensor *nb__finish(nb_tensor *out, int nin, nb_tensor *const *in);
+nb_tensor *nb__finish_slow(nb_tensor *out, int nin, nb_tensor *const *in);
+/* Set once a dual tensor has ever been made (by any thread): until then no
+   tensor has a tangent and nb__finish need not look.  A thread that is handed
+   a dual made by another has synchronised with its making, so sees the flag. */
+extern atomic_bool nb__duals_made;
+static inline nb_tensor *nb__finish(nb_tensor *out, int nin, nb_tensor *const *in) {
+    if (!atomic_load_explicit(&nb__duals_made, memory_order_relaxed) && !nb__T()->anomaly)
+        return nb__pool(out);
+    return nb__finish_slow(out, nin, in);
+}
 /* true when any argument is NULL; sets "<who>: NULL argument" if no error is set */
 bool nb__null_args_slow(const char *who, int n, nb_tensor *const *in);
 static inline bool nb__null_args(const char *who, int n, nb_tensor *const *in) {
@@ -284,6 +315,13 @@ nb_tensor *nb__plain(nb__op op, const nb_tensor *like);
    may overwrite it element by element) and g has like's shape, at most once
    per rule; otherwise a fresh nb__plain tensor.  NULL + error on no memory. */
 nb_tensor *nb__grad_buffer(nb__op op, nb_tensor *g, const nb_tensor *like);
+
+/* For a rule of a plain backward: input i's gradient accumulator when the
+   rule may add its result for input i straight into it (then it calls
+   nb__acc_done(i) and leaves gin[i] NULL); NULL when it may not.  Offered
+   only when nobody else holds the accumulator and anomaly mode is off. */
+static inline nb_tensor *nb__acc_into(int i) { return nb__T()->acc_into[i]; }
+static inline void nb__acc_done(int i) { nb__T()->acc_done[i] = true; }
 
 /* Unary op by id (used by rules that need f' as an expression). */
 nb_tensor *nb__unary(nb__op op, nb_tensor *a, double param);

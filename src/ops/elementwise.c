@@ -240,30 +240,44 @@ nb_tensor *nb__jvp_sub(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *t
 typedef struct {
     double *ga, *gb;
     const double *g, *a, *b;
+    bool gb_add; /* gb is b's accumulator: add into it */
 } prod2_job;
 
 static void prod2_chunk(int64_t lo, int64_t hi, void *ctx) {
     const prod2_job *j = ctx;
-    if (j->ga && j->gb)
+    double *ga = j->ga, *gb = j->gb; /* ga may be g itself (a donated buffer) */
+    const double *g = j->g, *a = j->a, *b = j->b;
+    if (ga && gb && j->gb_add)
         for (int64_t i = lo; i < hi; i++) {
-            double g = j->g[i]; /* ga may be g itself (a donated buffer) */
-            j->gb[i] = g * j->a[i];
-            j->ga[i] = g * j->b[i];
+            double gi = g[i];
+            gb[i] += gi * a[i];
+            ga[i] = gi * b[i];
         }
-    else if (j->ga)
-        for (int64_t i = lo; i < hi; i++) j->ga[i] = j->g[i] * j->b[i];
+    else if (ga && gb)
+        for (int64_t i = lo; i < hi; i++) {
+            double gi = g[i];
+            gb[i] = gi * a[i];
+            ga[i] = gi * b[i];
+        }
+    else if (ga)
+        for (int64_t i = lo; i < hi; i++) ga[i] = g[i] * b[i];
+    else if (j->gb_add)
+        for (int64_t i = lo; i < hi; i++) gb[i] += g[i] * a[i];
     else
-        for (int64_t i = lo; i < hi; i++) j->gb[i] = j->g[i] * j->a[i];
+        for (int64_t i = lo; i < hi; i++) gb[i] = g[i] * a[i];
 }
 
 int nb__vjp_prod(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
     nb_tensor *a = out->in[0], *b = out->in[1];
     if (!cg && nb__same_shape(a, b)) {
-        gin[1] = need[1] ? nb__plain(NB__OP_PROD, b) : NULL;
+        /* b's gradient g*a may go straight into b's accumulator */
+        nb_tensor *accb = need[1] ? nb__acc_into(1) : NULL;
+        gin[1] = need[1] && !accb ? nb__plain(NB__OP_PROD, b) : NULL;
         gin[0] = need[0] ? nb__grad_buffer(NB__OP_PROD, g, a) : NULL;
-        if (nb__rule_ok(2, need, gin)) return -1;
-        prod2_job j = {gin[0] ? gin[0]->data : NULL, gin[1] ? gin[1]->data : NULL, g->data,
-                       a->data, b->data};
+        if ((need[0] && !gin[0]) || (need[1] && !accb && !gin[1])) return -1;
+        prod2_job j = {gin[0] ? gin[0]->data : NULL, accb ? accb->data : gin[1] ? gin[1]->data : NULL,
+                       g->data, a->data, b->data, accb != NULL};
+        if (accb) nb__acc_done(1);
         if (a->numel >= EW_GRAIN && nb__num_threads() > 1)
             nb__parallel_for(a->numel, EW_GRAIN / 2, prod2_chunk, &j);
         else
