@@ -93,7 +93,7 @@ enum { K_ADD, K_SUB, K_MUL, K_DIV, K_MAX, K_MASK_GT };
 #define EW_GRAIN 65536 /* elements a thread must have before it is worth starting */
 
 typedef struct {
-    int kind; /* 0 binary, 1 unary, 2 unary_grad */
+    int kind; /* 0 binary, 1 unary, 2 unary_grad (3: adding into o) */
     int k;
     int mode; /* binary: 0 both advance, 1 b is one element, 2 a is */
     nb__op op;
@@ -120,15 +120,16 @@ static void binary_range(int k, int mode, const bcast *itp, double *O, const dou
 
 static void unary_kernel(nb__op op, double p, double *o, const double *a, int64_t n);
 static void unary_grad_kernel(nb__op op, double p, double *o, const double *g, const double *x,
-                              const double *y, int64_t n);
+                              const double *y, int64_t n, bool add);
 static void run_unary_grad(nb__op sub, double p, double *o, const double *g, const double *x,
-                           const double *y, int64_t n);
+                           const double *y, int64_t n, bool add);
 
 static void ew_chunk(int64_t lo, int64_t hi, void *ctx) {
     ew_job *j = ctx;
     int64_t n = hi - lo;
     if (j->kind == 1) unary_kernel(j->op, j->p, j->o + lo, j->a + lo, n);
-    else if (j->kind == 2) unary_grad_kernel(j->op, j->p, j->o + lo, j->a + lo, j->b + lo, j->c + lo, n);
+    else if (j->kind >= 2)
+        unary_grad_kernel(j->op, j->p, j->o + lo, j->a + lo, j->b + lo, j->c + lo, n, j->kind == 3);
     else {
         int m = j->mode;
         binary_range(j->k, m, NULL, j->o + lo, m == 2 ? j->a : j->a + lo, m == 1 ? j->b : j->b + lo, n);
@@ -357,29 +358,37 @@ static void unary_kernel(nb__op op, double p, double *o, const double *a, int64_
     }
 }
 
-/* o = g * f'(x), with y = f(x) at hand */
+/* o = g * f'(x), or o += g * f'(x) with add, where y = f(x) is at hand */
+#define UG(EXPR)                                                               \
+    do {                                                                       \
+        if (add)                                                               \
+            for (int64_t i = 0; i < n; i++) o[i] += (EXPR);                    \
+        else                                                                   \
+            for (int64_t i = 0; i < n; i++) o[i] = (EXPR);                     \
+    } while (0)
 static void unary_grad_kernel(nb__op op, double p, double *o, const double *g, const double *x,
-                              const double *y, int64_t n) {
+                              const double *y, int64_t n, bool add) {
     switch (op) {
-    case NB__OP_NEG: for (int64_t i = 0; i < n; i++) o[i] = -g[i]; break;
-    case NB__OP_SCALE: for (int64_t i = 0; i < n; i++) o[i] = p * g[i]; break;
-    case NB__OP_SIN: for (int64_t i = 0; i < n; i++) o[i] = g[i] * cos(x[i]); break;
-    case NB__OP_COS: for (int64_t i = 0; i < n; i++) o[i] = -g[i] * sin(x[i]); break;
-    case NB__OP_EXP: for (int64_t i = 0; i < n; i++) o[i] = g[i] * y[i]; break;
-    case NB__OP_LOG: for (int64_t i = 0; i < n; i++) o[i] = g[i] / x[i]; break;
-    case NB__OP_SQRT: for (int64_t i = 0; i < n; i++) o[i] = g[i] * 0.5 / y[i]; break;
-    case NB__OP_SQUARE: for (int64_t i = 0; i < n; i++) o[i] = 2.0 * g[i] * x[i]; break;
+    case NB__OP_NEG: UG(-g[i]); break;
+    case NB__OP_SCALE: UG(p * g[i]); break;
+    case NB__OP_SIN: UG(g[i] * cos(x[i])); break;
+    case NB__OP_COS: UG(-g[i] * sin(x[i])); break;
+    case NB__OP_EXP: UG(g[i] * y[i]); break;
+    case NB__OP_LOG: UG(g[i] / x[i]); break;
+    case NB__OP_SQRT: UG(g[i] * 0.5 / y[i]); break;
+    case NB__OP_SQUARE: UG(2.0 * g[i] * x[i]); break;
     case NB__OP_POW:
-        if (p == 2.0) for (int64_t i = 0; i < n; i++) o[i] = 2.0 * g[i] * x[i];
-        else if (p == 0.0) for (int64_t i = 0; i < n; i++) o[i] = g[i] * 0.0; /* x^0 = 1: not 0 * 0^-1 */
-        else for (int64_t i = 0; i < n; i++) o[i] = g[i] * p * pow(x[i], p - 1.0);
+        if (p == 2.0) UG(2.0 * g[i] * x[i]);
+        else if (p == 0.0) UG(g[i] * 0.0); /* x^0 = 1: not 0 * 0^-1 */
+        else UG(g[i] * p * pow(x[i], p - 1.0));
         break;
-    case NB__OP_RELU: for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0 ? g[i] : 0.0; break;
-    case NB__OP_SIGMOID: for (int64_t i = 0; i < n; i++) o[i] = g[i] * y[i] * (1.0 - y[i]); break;
-    case NB__OP_TANH: for (int64_t i = 0; i < n; i++) o[i] = g[i] * (1.0 - y[i] * y[i]); break;
+    case NB__OP_RELU: UG(x[i] > 0 ? g[i] : 0.0); break;
+    case NB__OP_SIGMOID: UG(g[i] * y[i] * (1.0 - y[i])); break;
+    case NB__OP_TANH: UG(g[i] * (1.0 - y[i] * y[i])); break;
     default: break;
     }
 }
+#undef UG
 
 static nb_tensor *one(void) { return nb__const(0, NULL, 1.0); }
 
@@ -476,13 +485,19 @@ nb_tensor *nb_tanh(nb_tensor *a) { return nb__unary(NB__OP_TANH, a, 0); }
 static int unary_vjp(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
     nb__op op = (nb__op)out->op;
     nb_tensor *x = out->in[0];
-    if (op == NB__OP_NEG) gin[0] = nb_neg(g);                 /* linear: the op itself */
-    else if (op == NB__OP_SCALE) gin[0] = nb_scale(g, out->p.f);
-    else if (!cg && nb__T()->donated == g) { /* g *= f'(x), in place: no allocation */
+    nb_tensor *acc = cg ? NULL : nb__acc_into(0);
+    if (acc) { /* x's accumulator += g * f'(x): no temporary */
+        run_unary_grad(op, out->p.f, acc->data, g->data, x->data, out->data, g->numel, true);
+        nb__acc_done(0);
+        return 0;
+    }
+    if (!cg && nb__T()->donated == g) { /* g *= f'(x), in place: no allocation */
         nb__T()->donated = NULL;
-        run_unary_grad(op, out->p.f, g->data, g->data, x->data, out->data, g->numel);
+        run_unary_grad(op, out->p.f, g->data, g->data, x->data, out->data, g->numel, false);
         gin[0] = g;
-    } else if (!cg) gin[0] = nb__unary_grad(op, out->p.f, g, x, out);
+    } else if (op == NB__OP_NEG) gin[0] = nb_neg(g);         /* linear: the op itself */
+    else if (op == NB__OP_SCALE) gin[0] = nb_scale(g, out->p.f);
+    else if (!cg) gin[0] = nb__unary_grad(op, out->p.f, g, x, out);
     else gin[0] = nb_prod(g, fprime(op, out->p.f, x, out));
     return nb__rule_ok(1, need, gin);
 }
@@ -520,11 +535,11 @@ UNARY_RULES(tanh)
  * f(x) — its gradients are d/dg = f'(x) and d/dx = g f''(x). */
 /* o = g * f'(x) over n elements (o may be g) */
 static void run_unary_grad(nb__op sub, double p, double *o, const double *g, const double *x,
-                           const double *y, int64_t n) {
+                           const double *y, int64_t n, bool add) {
     if (n < EW_GRAIN / 2) {
-        unary_grad_kernel(sub, p, o, g, x, y, n);
+        unary_grad_kernel(sub, p, o, g, x, y, n, add);
     } else {
-        ew_job j = {.kind = 2, .op = sub, .p = p, .o = o, .a = g, .b = x, .c = y};
+        ew_job j = {.kind = add ? 3 : 2, .op = sub, .p = p, .o = o, .a = g, .b = x, .c = y};
         ew_run(&j, n, EW_GRAIN / 4);
     }
 }
@@ -536,7 +551,7 @@ nb_tensor *nb__unary_grad(nb__op sub, double p, nb_tensor *g, nb_tensor *x, nb_t
     if (!o) return NULL;
     o->p.f = p;
     o->psub = (uint8_t)sub;
-    run_unary_grad(sub, p, o->data, g->data, x->data, y->data, x->numel);
+    run_unary_grad(sub, p, o->data, g->data, x->data, y->data, x->numel, false);
     return nb__finish(o, 3, in);
 }
 
