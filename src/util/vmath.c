@@ -10,24 +10,27 @@
  *         where LN2HI has 39 significant bits, so k*LN2HI is exact for
  *         |k| < 2^14 and x - k*LN2HI is exact (Sterbenz);  r = rhi - k*LN2LO
  *         is rounded, and c = the rounding error of that subtraction;
- *   exp(r) = 1 + r + r^2 * P(r),  P(r) = sum_{j=2..14} r^(j-2) / j!  (the
- *         Taylor series; its first omitted term is < 1e-19);
+ *   exp(r) = 1 + r + r^2 * P(r), P a polynomial of degree 10 (a
+ *         near-minimax fit, error < 6.4e-19; see the constants);
  *   the sum is formed as hi + (e + (c + r^2*P)) with hi = 1 + r and
  *         e = (1 - hi) + r its exact rounding error (Fast2Sum), so that the
- *         only large rounding is the last addition: error <= 0.5 ulp + ~0.2
- *         ulp from the small terms;
- *   exp(x) = 2^k * exp(r): k is added to the exponent field of the result
- *         (integer add on the bits), exact while the result is normal.
+ *         only large rounding is the last addition: error <= 0.5 ulp + ~0.25
+ *         ulp from the small terms (measured: 0.66 ulp at most);
+ *   exp(x) = exp(r) * 2^(k-b) * 2^b, b = +-60, both powers built from the
+ *         bits of t: the first product is exact, the second rounds once,
+ *         so overflow (+inf), subnormal results and underflow (+0) come out
+ *         of the arithmetic itself, with no scalar fallback.
  *
- * The body has no branch and no call, so GCC and clang vectorise the loops.
- * Lanes the body does not cover exactly are fixed branch-free: NaN, x above
- * 709.79 (+inf) and x below -745.2 (+0); and the rare lanes whose result is
- * subnormal (-745.2 <= x < -708) or near overflow (709 < x <= 709.79) are
- * recomputed afterwards with libm's exp, found by a cheap vectorised scan of
- * each block before the main loop.
+ * Inputs are clamped to [-746, 710] first (which gives +0 and +inf) and NaN
+ * goes through as NaN.  The body has no branch and no call, and its selects
+ * are written so that GCC and clang vectorise the loops (see the comments in
+ * exp_parts and clamp_bounds: GCC, with -ftrapping-math, its default, does
+ * not vectorise a loop in which a ?: picks a value computed only for it).
  *
- * The loops are compiled three times on x86-64: baseline (SSE2), AVX2+FMA
- * (explicit fma in the polynomial) and AVX-512F, and chosen at run time.
+ * The loops are compiled three times on x86-64: baseline (SSE2, no FMA),
+ * AVX2+FMA and AVX-512F (both with explicit fma), and the best one the CPU
+ * has is chosen at run time.  Elsewhere there is the baseline only, with
+ * fma where the target has a fast one (__FP_FAST_FMA).
  */
 #include "vmath.h"
 
@@ -52,138 +55,213 @@ static const double LOG2E = 0x1.71547652b82fep+0;   /* 1/ln2 rounded            
 static const double SHIFT = 0x1.8p52;               /* 1.5 * 2^52                */
 static const double LN2HI = 0x1.62e42fefa4000p-1;   /* ln2, 39 significant bits  */
 static const double LN2LO = -0x1.8432a1b0e2634p-43; /* ln2 - LN2HI, rounded       */
-/* 1/j! for j = 2..14, rounded to nearest */
+/* P(r) ~ (exp(r) - 1 - r) / r^2 on [-ln2/2, ln2/2]: C2 = 1/2 and C3..C12
+   a near-minimax fit (Lawson's iteration on a weighted least-squares fit of
+   (exp(r) - 1 - r - r^2/2) / r^3 at 300 Chebyshev nodes, weight |r|^3, in
+   200-bit arithmetic with mpmath, then rounded to double).  The error of
+   r^2 P(r) is below 6.4e-19, 0.006 ulp of the result; the Taylor
+   coefficients 1/j! (next to each) would need two more terms. */
 static const double C2 = 0x1.0000000000000p-1;
-static const double C3 = 0x1.5555555555555p-3;
-static const double C4 = 0x1.5555555555555p-5;
-static const double C5 = 0x1.1111111111111p-7;
-static const double C6 = 0x1.6c16c16c16c17p-10;
-static const double C7 = 0x1.a01a01a01a01ap-13;
-static const double C8 = 0x1.a01a01a01a01ap-16;
-static const double C9 = 0x1.71de3a556c734p-19;
-static const double C10 = 0x1.27e4fb7789f5cp-22;
-static const double C11 = 0x1.ae64567f544e4p-26;
-static const double C12 = 0x1.1eed8eff8d898p-29;
-static const double C13 = 0x1.6124613a86d09p-33;
-static const double C14 = 0x1.93974a8c07c9dp-37;
+static const double C3 = 0x1.555555555555bp-3;  /* 1/3!  = 0x1.5555555555555p-3  */
+static const double C4 = 0x1.5555555555559p-5;  /* 1/4!  = 0x1.5555555555555p-5  */
+static const double C5 = 0x1.111111110ebd9p-7;  /* 1/5!  = 0x1.1111111111111p-7  */
+static const double C6 = 0x1.6c16c16c146e6p-10; /* 1/6!  = 0x1.6c16c16c16c17p-10 */
+static const double C7 = 0x1.a01a01b3ae7e3p-13; /* 1/7!  = 0x1.a01a01a01a01ap-13 */
+static const double C8 = 0x1.a01a01b059008p-16; /* 1/8!  = 0x1.a01a01a01a01ap-16 */
+static const double C9 = 0x1.71ddefaf90130p-19; /* 1/9!  = 0x1.71de3a556c734p-19 */
+static const double C10 = 0x1.27e4c60efcab7p-22; /* 1/10! = 0x1.27e4fb7789f5cp-22 */
+static const double C11 = 0x1.af6ca13cf2ac1p-26; /* 1/11! = 0x1.ae64567f544e4p-26 */
+static const double C12 = 0x1.1f94f00d3a927p-29; /* 1/12! = 0x1.1eed8eff8d898p-29 */
 
-/* The body is exact-to-0.7-ulp for x in [SAFE_LO, SAFE_HI]: k in
-   [-1021, 1023], so 2^k * exp(r) stays normal and finite. */
-#define SAFE_LO (-708.0)
-#define SAFE_HI 709.0
-/* beyond these, the answer is +0 / +inf (libm's too) */
-#define ZERO_BELOW (-745.2)
-#define INF_ABOVE 709.79
-#define INF_BITS UINT64_C(0x7ff0000000000000)
+/* Inputs are clamped to [CLAMP_LO, CLAMP_HI] first: exp is +0 below (its
+   value is under half the smallest subnormal, 2^-1075) and +inf above; NaN
+   passes the clamp and the arithmetic as NaN.  Then k is in [-1076, 1024]. */
+#define CLAMP_LO (-746.0)
+#define CLAMP_HI 710.0
+#define ONE_BITS UINT64_C(0x3ff0000000000000) /* 1.0 */
+
+/* The clamp's bounds, passed through an empty asm so that the optimiser
+   does not know their values.  With the constants in sight, GCC threads the
+   loop body into "clamped: the result is a constant" and "not clamped"
+   paths, and a loop with a branch in it is not vectorised (at SSE2). */
+typedef struct vm_clamp {
+    double lo, hi;
+} vm_clamp;
+NB_VM_INLINE vm_clamp clamp_bounds(void) {
+    vm_clamp b = {CLAMP_LO, CLAMP_HI};
+#if defined(__GNUC__) || defined(__clang__)
+    uint64_t lo, hi;
+    memcpy(&lo, &b.lo, sizeof lo);
+    memcpy(&hi, &b.hi, sizeof hi);
+    __asm__("" : "+r"(lo), "+r"(hi));
+    memcpy(&b.lo, &lo, sizeof lo);
+    memcpy(&b.hi, &hi, sizeof hi);
+#endif
+    return b;
+}
 
 /* a*b + c: a fused multiply-add where the level has one, else two roundings */
 NB_VM_INLINE double mad(double a, double b, double c, const int use_fma) {
     return use_fma ? __builtin_fma(a, b, c) : a * b + c;
 }
 
-/* exp(x), branch-free; exact to < 1 ulp for x in [SAFE_LO, SAFE_HI], the
-   right special value for NaN, x > INF_ABOVE and x < ZERO_BELOW, garbage
-   (but no UB) elsewhere. */
-NB_VM_INLINE double exp_body(double x, const int use_fma) {
+/* exp(x) = (s + slo) * sa * sb: s + slo = exp(r) to about 2^-60 relative,
+   s rounded to nearest from it, and sa * sb = 2^k. */
+typedef struct vm_exp {
+    double s, slo, sa, sb;
+} vm_exp;
+
+NB_VM_INLINE vm_exp exp_parts(double x, vm_clamp b, const int use_fma) {
+    /* a ?: whose arms are values already at hand: one that picks a value
+       computed only for it lets GCC move that computation into a branch,
+       which it then cannot vectorise without masked instructions */
+    x = x < b.lo ? b.lo : x;
+    x = x > b.hi ? b.hi : x;
     double t = mad(x, LOG2E, SHIFT, use_fma); /* 1.5*2^52 + k */
     double kd = t - SHIFT;
     double rhi = x - kd * LN2HI;               /* exact, fused or not */
     double rlo = kd * LN2LO;
     double r = rhi - rlo;
     double c = (rhi - r) - rlo;                /* r + c = rhi - rlo */
-    double p = C14;
-    p = mad(p, r, C13, use_fma);
-    p = mad(p, r, C12, use_fma);
-    p = mad(p, r, C11, use_fma);
-    p = mad(p, r, C10, use_fma);
-    p = mad(p, r, C9, use_fma);
-    p = mad(p, r, C8, use_fma);
-    p = mad(p, r, C7, use_fma);
-    p = mad(p, r, C6, use_fma);
-    p = mad(p, r, C5, use_fma);
-    p = mad(p, r, C4, use_fma);
-    p = mad(p, r, C3, use_fma);
-    p = mad(p, r, C2, use_fma);
-    double tail = mad(r * r, p, c, use_fma);  /* exp(r) - 1 - r, plus c */
+    /* P(r) = E(r^2) + r O(r^2): two short Horner chains that run side by
+       side (the one long chain made the loop latency-bound) */
+    double r2 = r * r;
+    double pe = C12, po = C11;
+    pe = mad(pe, r2, C10, use_fma);
+    po = mad(po, r2, C9, use_fma);
+    pe = mad(pe, r2, C8, use_fma);
+    po = mad(po, r2, C7, use_fma);
+    pe = mad(pe, r2, C6, use_fma);
+    po = mad(po, r2, C5, use_fma);
+    pe = mad(pe, r2, C4, use_fma);
+    po = mad(po, r2, C3, use_fma);
+    pe = mad(pe, r2, C2, use_fma);
+    double p = mad(po, r, pe, use_fma);
+    double tail = mad(r2, p, c, use_fma);     /* exp(r) - 1 - r, plus c */
     double hi = 1.0 + r;
     double e = (1.0 - hi) + r;                 /* hi + e = 1 + r exactly */
-    double s = hi + (e + tail);                /* exp(r), in [0.7, 1.42] */
-    uint64_t us, ut;
-    memcpy(&us, &s, sizeof us);
+    double sum = e + tail;
+    vm_exp o;
+    o.s = hi + sum;                            /* exp(r), in [0.7, 1.42] */
+    o.slo = (hi - o.s) + sum;                  /* its rounding error (Fast2Sum) */
+    /* 2^k = 2^(k-b) * 2^b with b = 60 for x >= +0 and -60 for x <= -0, so
+       that 2^(k-b) is a normal double, built from the bits of t: their low
+       bits are k, and k - b + 1023 is its biased exponent.  s * 2^(k-b) is
+       exact, and the one rounding is s * 2^(k-b) * 2^b's, which overflows
+       to +inf, or underflows to a subnormal (rounded once, from s: error
+       < 0.5 + 2^-50 ulp of the subnormal spacing) or to 0, as the exact
+       value does.  (The sign comes from the bits, not from a ?:, which GCC
+       turns into a conditional add that it cannot vectorise with SSE2.) */
+    uint64_t ut, ux;
     memcpy(&ut, &t, sizeof ut);
-    us += ut << 52;                            /* low bits of t are k: 2^k * s */
-    /* the special lanes, as bit masks: a ?: here lets the compiler move the
-       whole computation into one branch, which it then cannot vectorise */
-    uint64_t ux, big = -(uint64_t)(x > INF_ABOVE), tiny = -(uint64_t)(x < ZERO_BELOW),
-                 nan = -(uint64_t)(x != x);
     memcpy(&ux, &x, sizeof ux);
-    us = (us & ~big) | (INF_BITS & big);       /* +inf */
-    us &= ~tiny;                               /* +0 */
-    us = (us & ~nan) | (ux & nan);             /* NaN in, the same NaN out */
-    memcpy(&s, &us, sizeof s);
-    return s;
+    uint64_t neg = ux >> 63, b120 = (neg << 7) - (neg << 3); /* 120 * neg */
+    uint64_t ua = (ut + 963 + b120) << 52, ub = (UINT64_C(1083) - b120) << 52;
+    memcpy(&o.sa, &ua, sizeof o.sa);
+    memcpy(&o.sb, &ub, sizeof o.sb);
+    return o;
 }
 
-/* the stable sigmoid: e = exp(-|x|) <= 1; x >= 0: 1/(1+e), else e/(1+e) */
-NB_VM_INLINE double sigmoid_body(double x, const int use_fma) {
-    double e = exp_body(-fabs(x), use_fma);
-    double num = x >= 0 ? 1.0 : e;
-    return num / (1.0 + e);
+/* exp(x) for every double x, branch-free, < 1 ulp */
+NB_VM_INLINE double exp_body(double x, vm_clamp b, const int use_fma) {
+    vm_exp p = exp_parts(x, b, use_fma);
+    return p.s * p.sa * p.sb;
 }
 
-/* lanes exp_body does not get right (NaN compares false: it is handled);
-   & rather than && so that no comparison is conditional */
-NB_VM_INLINE int exp_lane_bad(double x) {
-    return ((x < SAFE_LO) & (x >= ZERO_BELOW)) | ((x > SAFE_HI) & (x <= INF_ABOVE));
-}
-NB_VM_INLINE int sigmoid_lane_bad(double x) {
-    double a = fabs(x);
-    return (a > -SAFE_LO) & (a <= -ZERO_BELOW);
-}
-
-/* the scalar sigmoid of src/ops/elementwise.c, for the rare lanes */
-static double sigmoid_scalar(double x) {
-    if (x >= 0) return 1.0 / (1.0 + exp(-x));
-    double e = exp(x);
-    return e / (1.0 + e);
+/* The stable sigmoid: e = exp(-|x|) <= 1, d = 1 + e; for x >= 0, 1/d, and
+   e/d otherwise (x = -0 takes the second: the same 0.5).  Rounded that way
+   alone, the errors of e, of d and of the division add up to more than 2
+   ulp, so the result is corrected: with e + elo = exp(-|x|) (exp_parts'
+   slo), d + de = 1 + e + elo (Fast2Sum) and num + nlo the numerator,
+       (num + nlo)/(d + de) = q + ((num - q d) + nlo - q de) / (d + de),
+   q = num/d rounded, num - q d exact with an fma (0 without: the base
+   level is left with q's rounding), and 1/(d + de) ~ 1/d = q for x >= 0
+   and 1 - q otherwise.  Result: within about 1 ulp. */
+NB_VM_INLINE double sigmoid_body(double x, vm_clamp b, const int use_fma) {
+    vm_exp p = exp_parts(-fabs(x), b, use_fma);
+    double e = p.s * p.sa * p.sb, elo = p.slo * p.sa * p.sb;
+    double d = 1.0 + e;
+    double de = ((1.0 - d) + e) + elo;
+    /* x >= 0 (sign bit clear): num = 1, nlo = 0, inv = q; else num = e,
+       nlo = elo, inv = 1 - q.  With masks on the bits (see exp_parts). */
+    uint64_t ux, ue, uelo, m;
+    memcpy(&ux, &x, sizeof ux);
+    memcpy(&ue, &e, sizeof ue);
+    memcpy(&uelo, &elo, sizeof uelo);
+    m = -(ux >> 63);                           /* all ones when x <= -0 */
+    uint64_t unum = (ONE_BITS & ~m) | (ue & m), unlo = uelo & m;
+    double num, nlo;
+    memcpy(&num, &unum, sizeof num);
+    memcpy(&nlo, &unlo, sizeof nlo);
+    double q = num / d, q1 = 1.0 - q;
+    uint64_t uq, uq1, uinv;
+    memcpy(&uq, &q, sizeof uq);
+    memcpy(&uq1, &q1, sizeof uq1);
+    uinv = (uq & ~m) | (uq1 & m);
+    double inv;                                /* ~ 1/d */
+    memcpy(&inv, &uinv, sizeof inv);
+    double rq = use_fma ? __builtin_fma(-q, d, num) : 0.0;
+    return q + ((rq + nlo) - q * de) * inv;
 }
 
 /* ---- the loops, as templates inlined into each target's functions -------- */
-NB_VM_INLINE int64_t any_bad_t(const double *x, int64_t n, const int sig) {
-    int64_t bad = 0;
-    for (int64_t i = 0; i < n; i++) bad |= sig ? sigmoid_lane_bad(x[i]) : exp_lane_bad(x[i]);
-    return bad;
-}
+/* The main loop runs over a multiple of 8 elements, so that its vector form
+   needs no scalar epilogue: GCC at -O2 (its "very cheap" cost model)
+   vectorises only such loops.  The last n % 8 go through the same loop on a
+   copy in an 8-element buffer: the same operations, the same bits. */
+#define VM_STEP 8
+
 NB_VM_INLINE void map_t(double *restrict y, const double *restrict x, int64_t n, const int sig,
                         const int use_fma) {
-    for (int64_t i = 0; i < n; i++) y[i] = sig ? sigmoid_body(x[i], use_fma) : exp_body(x[i], use_fma);
+    vm_clamp b = clamp_bounds();
+    int64_t n8 = n & ~(int64_t)(VM_STEP - 1);
+    for (int64_t i = 0; i < n8; i++)
+        y[i] = sig ? sigmoid_body(x[i], b, use_fma) : exp_body(x[i], b, use_fma);
+    if (n8 == n) return;
+    double tx[VM_STEP] = {0}, ty[VM_STEP];
+    memcpy(tx, x + n8, (size_t)(n - n8) * sizeof *tx);
+    for (int i = 0; i < VM_STEP; i++)
+        ty[i] = sig ? sigmoid_body(tx[i], b, use_fma) : exp_body(tx[i], b, use_fma);
+    memcpy(y + n8, ty, (size_t)(n - n8) * sizeof *ty);
 }
+/* y = f(y): one pointer, so no question of aliasing */
 NB_VM_INLINE void map_inplace_t(double *y, int64_t n, const int sig, const int use_fma) {
-    for (int64_t i = 0; i < n; i++) y[i] = sig ? sigmoid_body(y[i], use_fma) : exp_body(y[i], use_fma);
+    vm_clamp b = clamp_bounds();
+    int64_t n8 = n & ~(int64_t)(VM_STEP - 1);
+    for (int64_t i = 0; i < n8; i++)
+        y[i] = sig ? sigmoid_body(y[i], b, use_fma) : exp_body(y[i], b, use_fma);
+    if (n8 == n) return;
+    double t[VM_STEP] = {0};
+    memcpy(t, y + n8, (size_t)(n - n8) * sizeof *t);
+    for (int i = 0; i < VM_STEP; i++)
+        t[i] = sig ? sigmoid_body(t[i], b, use_fma) : exp_body(t[i], b, use_fma);
+    memcpy(y + n8, t, (size_t)(n - n8) * sizeof *t);
 }
 
 typedef struct vm_kernels {
-    int64_t (*any_bad)(const double *x, int64_t n);
     void (*map)(double *restrict y, const double *restrict x, int64_t n);
     void (*map_inplace)(double *y, int64_t n);
 } vm_kernels;
 
-/* one level's six functions and its tables for exp and sigmoid */
+/* one level's four functions and its tables for exp and sigmoid */
 #define NB_VM_LEVEL(sfx, ATTR, FMA)                                                                \
-    ATTR static int64_t exp_bad_##sfx(const double *x, int64_t n) { return any_bad_t(x, n, 0); }  \
     ATTR static void exp_map_##sfx(double *restrict y, const double *restrict x, int64_t n) {       \
         map_t(y, x, n, 0, FMA);                                                                    \
     }                                                                                              \
     ATTR static void exp_inplace_##sfx(double *y, int64_t n) { map_inplace_t(y, n, 0, FMA); }       \
-    ATTR static int64_t sig_bad_##sfx(const double *x, int64_t n) { return any_bad_t(x, n, 1); }  \
     ATTR static void sig_map_##sfx(double *restrict y, const double *restrict x, int64_t n) {       \
         map_t(y, x, n, 1, FMA);                                                                    \
     }                                                                                              \
     ATTR static void sig_inplace_##sfx(double *y, int64_t n) { map_inplace_t(y, n, 1, FMA); }       \
-    static const vm_kernels exp_k_##sfx = {exp_bad_##sfx, exp_map_##sfx, exp_inplace_##sfx};       \
-    static const vm_kernels sig_k_##sfx = {sig_bad_##sfx, sig_map_##sfx, sig_inplace_##sfx};
+    static const vm_kernels exp_k_##sfx = {exp_map_##sfx, exp_inplace_##sfx};                      \
+    static const vm_kernels sig_k_##sfx = {sig_map_##sfx, sig_inplace_##sfx};
 
-NB_VM_LEVEL(base, , 0)
+#if defined(__FP_FAST_FMA) && !NB_VM_X86
+#define NB_VM_BASE_FMA 1
+#else
+#define NB_VM_BASE_FMA 0
+#endif
+NB_VM_LEVEL(base, , NB_VM_BASE_FMA)
 #if NB_VM_X86
 NB_VM_LEVEL(avx2, __attribute__((target("avx2,fma"))), 1)
 NB_VM_LEVEL(avx512, __attribute__((target("avx512f,avx2,fma"))), 1)
@@ -201,15 +279,20 @@ static int detect_level(void) {
     return NB__VM_PORTABLE;
 }
 
-static _Atomic int vm_level = -1; /* -1: not chosen yet (every thread chooses the same) */
+static _Atomic int vm_level = -1; /* -1: not chosen yet */
 
 int nb__vmath_max_level(void) { return detect_level(); }
 
 int nb__vmath_level(void) {
     int l = atomic_load_explicit(&vm_level, memory_order_relaxed);
     if (l < 0) {
+        /* first use: every thread detects the same; a level forced in the
+           meantime wins */
+        int expected = -1;
         l = detect_level();
-        atomic_store_explicit(&vm_level, l, memory_order_relaxed);
+        if (!atomic_compare_exchange_strong_explicit(&vm_level, &expected, l, memory_order_relaxed,
+                                                     memory_order_relaxed))
+            l = expected;
     }
     return l;
 }
@@ -231,29 +314,12 @@ static const vm_kernels *kernels(int sig) {
     }
 }
 
-/* ---- the drivers ------------------------------------------------------------ */
-#define BLOCK 256
-
+/* ---- the entry points ------------------------------------------------------- */
 static void run(double *y, const double *x, int64_t n, int sig) {
+    if (n <= 0) return;
     const vm_kernels *k = kernels(sig);
-    for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {
-        int64_t m = n - i0 < BLOCK ? n - i0 : BLOCK;
-        double *yb = y + i0;
-        const double *xb = x + i0;
-        if (!k->any_bad(xb, m)) {
-            if (yb == xb) k->map_inplace(yb, m);
-            else k->map(yb, xb, m);
-            continue;
-        }
-        /* a rare lane: keep the inputs (y may be x), then redo those lanes */
-        double tmp[BLOCK];
-        memcpy(tmp, xb, (size_t)m * sizeof *tmp);
-        k->map(yb, tmp, m);
-        for (int64_t i = 0; i < m; i++) {
-            if (sig ? sigmoid_lane_bad(tmp[i]) : exp_lane_bad(tmp[i]))
-                yb[i] = sig ? sigmoid_scalar(tmp[i]) : exp(tmp[i]);
-        }
-    }
+    if (y == x) k->map_inplace(y, n);
+    else k->map(y, x, n);
 }
 
 void nb__exp_n(double *y, const double *x, int64_t n) { run(y, x, n, 0); }
