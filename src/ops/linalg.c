@@ -75,9 +75,8 @@ static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 static void blas_single(void) { openblas_set_num_threads(1); }
 #endif
 
-#ifndef NB_HAVE_OPENBLAS
-/* A large product is split into blocks of C's rows (or columns, when C is
-   wide), one per thread, each a single-threaded GEMM. */
+/* A product is split into blocks of C's rows (or columns, when C is wide),
+   one per thread, each a single-threaded GEMM. */
 typedef struct {
     bool ta, tb, by_rows;
     int64_t m, n, k, lda, ldb, ldc;
@@ -95,7 +94,6 @@ static void gemm_block(int64_t lo, int64_t hi, void *ctx) {
         gemm1(j->ta, j->tb, j->m, hi - lo, j->k, j->alpha, j->A, j->lda,
               j->tb ? j->B + lo * j->ldb : j->B + lo, j->ldb, j->beta, j->C + lo, j->ldc);
 }
-#endif
 
 void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double *A,
               int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc) {
@@ -105,6 +103,11 @@ void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, c
 #endif
     double work = (double)m * (double)n * (double)k;
     int nt = nb__num_threads();
+    if (nt > 1 && work >= NB__GEMM_SPLIT_WORK && work < NB__GEMM_PARALLEL_WORK) {
+        gemm_job j = {ta, tb, m >= n, m, n, k, lda, ldb, ldc, alpha, beta, A, B, C};
+        nb__parallel_for(j.by_rows ? m : n, 16, gemm_block, &j);
+        return;
+    }
     if (nt > 1 && work >= NB__GEMM_PARALLEL_WORK) {
 #ifdef NB_HAVE_OPENBLAS
         /* OpenBLAS threads a large product better than blocks of it would
