@@ -419,63 +419,44 @@ fail:
 }
 #endif
 
+/* The model lives in the library's parameter store (one value slab, one
+   gradient slab) and trains with the library's Adam, as the main job does. */
 typedef struct w5_net {
+    nb_params *P;
     nb_tensor *W[3], *b[3];
-    double *m[6], *v[6]; /* Adam's moments, per parameter */
-    int64_t step;
+    nb_optim *opt;
 } w5_net;
-
-static nb_tensor *w5_param(w5_net *n, int k) { return k % 2 ? n->b[k / 2] : n->W[k / 2]; }
 
 static void w5_init(w5_net *n) {
     static const int sizes[4] = { 784, 256, 128, 10 };
+    n->P = nb_params_new();
+    die_if_null(n->P, "nb_params_new");
     for (int l = 0; l < 3; l++) {
         int in = sizes[l], out = sizes[l + 1];
-        double *w = bench_xmalloc(sizeof(double) * (size_t)in * out);
-        double *b = bench_xmalloc(sizeof(double) * (size_t)out);
-        bench_init_linear(w, b, in, out, SEED_W5_BASE + 2 * l, SEED_W5_BASE + 2 * l + 1);
-        n->W[l] = leaf(w, 2, (int64_t[]){ out, in });
-        n->b[l] = leaf(b, 1, (int64_t[]){ out });
-        free(w);
-        free(b);
+        char name[16];
+        snprintf(name, sizeof name, "W%d", l);
+        n->W[l] = nb_params_add(n->P, name, 2, (int64_t[]){ out, in });
+        snprintf(name, sizeof name, "b%d", l);
+        n->b[l] = nb_params_add(n->P, name, 1, (int64_t[]){ out });
+        die_if_null(n->W[l] && n->b[l] ? n : NULL, "nb_params_add");
     }
-    for (int k = 0; k < 6; k++) {
-        size_t c = (size_t)nb_numel(w5_param(n, k));
-        n->m[k] = calloc(c, sizeof(double));
-        n->v[k] = calloc(c, sizeof(double));
-        die_if_null(n->m[k] && n->v[k] ? n : NULL, "calloc");
-    }
-    n->step = 0;
+    /* the values every implementation starts from (the slab may have moved
+       while it grew, so the tensors are written after the last add) */
+    for (int l = 0; l < 3; l++)
+        bench_init_linear(nb_data_mut(n->W[l]), nb_data_mut(n->b[l]), sizes[l], sizes[l + 1],
+                          SEED_W5_BASE + 2 * l, SEED_W5_BASE + 2 * l + 1);
+    n->opt = nb_adam_new(n->P, W5_LR, 0.9, 0.999, 1e-8, 0.0);
+    die_if_null(n->opt, "nb_adam_new");
+}
+
+static void w5_adam(w5_net *n) {
+    if (nb_optim_step(n->opt)) die_if_null(NULL, "nb_optim_step");
+    nb_params_zero_grad(n->P);
 }
 
 static void w5_free(w5_net *n) {
-    for (int k = 0; k < 6; k++) {
-        free(n->m[k]);
-        free(n->v[k]);
-    }
-}
-
-/* torch.optim.Adam's update (lr, betas (0.9, 0.999), eps 1e-8, no decay):
-   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
-static void w5_adam(w5_net *n) {
-    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
-    n->step++;
-    double bc1 = 1.0 - pow(b1, (double)n->step), bc2 = 1.0 - pow(b2, (double)n->step);
-    double step_size = W5_LR / bc1, rbc2 = 1.0 / sqrt(bc2);
-    for (int k = 0; k < 6; k++) {
-        nb_tensor *p = w5_param(n, k);
-        nb_tensor *g = nb_grad(p);
-        if (!g) continue;
-        double *d = nb_data_mut(p), *m = n->m[k], *v = n->v[k];
-        const double *gd = nb_data(g);
-        int64_t c = nb_numel(p);
-        for (int64_t i = 0; i < c; i++) {
-            m[i] = b1 * m[i] + (1 - b1) * gd[i];
-            v[i] = b2 * v[i] + (1 - b2) * gd[i] * gd[i];
-            d[i] -= step_size * m[i] / (sqrt(v[i]) * rbc2 + eps);
-        }
-        nb_zero_grad(p);
-    }
+    nb_optim_free(n->opt);
+    nb_params_free(n->P);
 }
 
 static void bench_w5(const bench_opts *o) {
