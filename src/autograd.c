@@ -317,8 +317,8 @@ static int sweep(const char *who, int nroots, nb_tensor *const *roots, nb_tensor
             rc = nb__ops[x->op].vjp(x, x->gacc, create_graph, need, gin);
             T->donated = NULL;
             T->in_rule = false;
+            for (int i = 0; i < NB__MAX_IN; i++) T->acc_into[i] = NULL;
             for (int i = 0; i < x->nin && rc == 0; i++) {
-                T->acc_into[i] = NULL;
                 if (!need[i] || T->acc_done[i]) continue;
                 nb_tensor *in = x->in[i], *g = gin[i];
                 /* unbroadcast: the engine, not the rule, sums g back to in's shape */
