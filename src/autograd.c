@@ -233,7 +233,7 @@ static int accumulate(nb_tensor *x, nb_tensor *g, bool create_graph) {
         x->gacc = nb__ref(s);
         return 0;
     }
-    if (x->gacc->refcount == 1 && !x->gacc->storage) {
+    if (x->gacc->refcount == 1 && !(x->gacc->flags & NB__EXTERN)) {
         nb__add_inplace(x->gacc, g);
         return 0;
     }
@@ -303,14 +303,14 @@ static int sweep(const char *who, int nroots, nb_tensor *const *roots, nb_tensor
             T->in_rule = true;
             /* A gradient only this node holds, and that it drops after its
                rule, may serve as the rule's output buffer. */
-            T->donated = !create_graph && x->gacc->refcount == 1 && !x->gacc->storage &&
+            T->donated = !create_graph && x->gacc->refcount == 1 && !(x->gacc->flags & NB__EXTERN) &&
                                  !holds(x, leaves) ? x->gacc : NULL;
             /* ... and an input's private accumulator may take the rule's
                result directly (no temporary) */
             bool direct = !create_graph && !T->anomaly;
             for (int i = 0; i < x->nin; i++) {
                 nb_tensor *acc = x->in[i]->gacc;
-                T->acc_into[i] = direct && need[i] && acc && acc->refcount == 1 && !acc->storage
+                T->acc_into[i] = direct && need[i] && acc && acc->refcount == 1 && !(acc->flags & NB__EXTERN)
                                      ? acc : NULL;
                 T->acc_done[i] = false;
             }
@@ -393,7 +393,7 @@ int nb_backward(nb_tensor *t, const nb_tensor *seed) {
         for (size_t k = 0; k < w.nheld && rc == 0; k++) {
             nb_tensor *x = w.held[k];
             if (!keeps_grad(x) || x->grad) continue;
-            if (x->gacc->refcount > 1 || x->gacc->storage || x->gacc->nin) {
+            if (x->gacc->refcount > 1 || (x->gacc->flags & NB__EXTERN) || x->gacc->nin) {
                 nb_tensor *c = private_copy(x->gacc);
                 if (!c) {
                     rc = -1;
@@ -411,7 +411,7 @@ int nb_backward(nb_tensor *t, const nb_tensor *seed) {
             } else {
                 nb_tensor *g = x->gacc;
                 x->gacc = NULL;
-                g->flags = 0;
+                g->flags = 0; /* (never external: made private above) */
                 g->name_kind = NB__NAME_GRAD;
                 g->name_op = x->name_op;
                 g->name[0] = 0;

@@ -63,23 +63,26 @@ enum {
     NB__TARGET = 1u << 1,  /* during a sweep: an input of nb_autograd         */
     NB__REACH = 1u << 2,   /* during a sweep: a target lies upstream          */
     NB__KEEP = 1u << 3,    /* interior tensor that keeps its gradient          */
+    NB__EXTERN = 1u << 4,  /* data is external: the block keeps a storage pointer
+                              where inline data would start (nb__storage_of)   */
 };
 enum { NB__NAME_COUNTED, NB__NAME_GRAD, NB__NAME_CUSTOM };
 
 /* Externally owned data (the parameter store's slab): refcounted so that a
-   tensor kept past its store stays valid. */
+   tensor kept past its store stays valid.  A tensor with external data has
+   no inline data, so its block holds the storage pointer there instead. */
 typedef struct nb__storage {
     int64_t refcount;
     void (*destroy)(struct nb__storage *);
 } nb__storage;
 
 struct nb_tensor {                       /* 192 bytes, data follows inline */
-    /* cache line 0: what the walk, the sweep and the ops read */
+    /* cache line 0: what the sweep and the ops read */
     double *data;                        /* inline after the header, or external */
     nb_tensor *in[NB__MAX_IN];           /* parents (references held)     */
     nb_tensor *gacc;                     /* during a sweep: gradient so far */
     int32_t refcount;
-    uint32_t visit;                      /* walk epoch mark               */
+    uint32_t visit;                      /* walk epoch mark (nb_autograd)  */
     uint16_t op;                         /* nb__op                        */
     uint8_t ndim, nin, flags, name_kind;
     uint8_t size_class;                  /* allocator class of the block  */
@@ -88,7 +91,8 @@ struct nb_tensor {                       /* 192 bytes, data follows inline */
     /* cache line 1 */
     nb_tensor *grad;                     /* leaves: accumulated gradient  */
     nb_tensor *tangent;                  /* forward mode                  */
-    nb__storage *storage;                /* non-NULL: data is external    */
+    uint64_t seq;                        /* recorded nodes: after every recorded
+                                            parent's seq (a Lamport clock) */
     int64_t shape[NB_MAX_DIMS];
     /* then parameters and naming */
     union {                              /* the op's parameters            */
@@ -101,6 +105,11 @@ struct nb_tensor {                       /* 192 bytes, data follows inline */
 };
 
 #define NB__HDR ((sizeof(struct nb_tensor) + 63) & ~(size_t)63)
+static inline nb__storage *nb__storage_of(const nb_tensor *t) {
+    nb__storage *s = NULL;
+    if (t->flags & NB__EXTERN) memcpy(&s, (const char *)t + NB__HDR, sizeof s);
+    return s;
+}
 _Static_assert(sizeof(struct nb_tensor) <= 192, "a node's bookkeeping stays within 192 bytes");
 _Static_assert(offsetof(struct nb_tensor, grad) == 64, "the hot fields fill the first cache line");
 
@@ -139,6 +148,7 @@ typedef struct nb__tls {
     size_t stack_cap;
     /* failure injection (tests): fail the Nth allocation from now; 0 = off */
     int64_t fail_countdown;
+    uint64_t clock;            /* the Lamport clock of recorded nodes' seq     */
 } nb__tls;
 
 extern _Thread_local nb__tls nb__tls_state;
@@ -196,7 +206,7 @@ static inline nb_tensor *nb__alloc_like(const char *who, const nb_tensor *like) 
     t->ndim = like->ndim;
     t->nin = t->flags = t->name_kind = t->psub = 0;
     t->size_class = (uint8_t)cls;
-    t->storage = NULL;
+    t->seq = 0;
     if (like->ndim <= 2) { /* (slots past ndim hold garbage that nobody reads) */
         t->shape[0] = like->shape[0];
         t->shape[1] = like->shape[1];
@@ -259,7 +269,15 @@ static inline nb_tensor *nb__link(nb_tensor *t, nb__op op, int nin, nb_tensor *c
         bool req = false;
         for (int i = 0; i < nin; i++) req |= (in[i]->flags & NB__REQ) != 0;
         if (req) {
-            for (int i = 0; i < nin; i++) t->in[i] = nb__ref(in[i]);
+            /* a Lamport clock: after every parent, even one made elsewhere */
+            nb__tls *T = nb__T();
+            uint64_t seq = T->clock;
+            for (int i = 0; i < nin; i++) {
+                t->in[i] = nb__ref(in[i]);
+                if (in[i]->seq >= seq) seq = in[i]->seq + 1;
+            }
+            t->seq = seq;
+            T->clock = seq + 1;
             t->nin = (uint8_t)nin;
             t->flags |= NB__REQ;
         }

@@ -221,7 +221,7 @@ static nb_tensor *alloc_header(const char *who, int ndim, const int64_t *shape, 
     t->data = (double *)((char *)t + NB__HDR);
     t->in[0] = t->in[1] = t->in[2] = NULL;
     t->grad = t->tangent = t->gacc = NULL;
-    t->storage = NULL;
+    t->seq = 0;
     t->numel = numel;
     if (shape) memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
     t->p.f = 0.0;
@@ -253,23 +253,26 @@ nb_tensor *nb__alloc_external(const char *who, int ndim, const int64_t *shape, d
                               nb__storage *storage) {
     int64_t numel;
     if (!nb__shape_ok(who, ndim, shape, &numel)) return NULL;
-    nb_tensor *t = alloc_header(who, ndim, shape, 0, numel);
+    nb_tensor *t = alloc_header(who, ndim, shape, sizeof storage, numel);
     if (!t) return NULL;
     t->data = data;
-    t->storage = storage;
-    if (storage) storage->refcount++;
+    if (storage) {
+        memcpy((char *)t + NB__HDR, &storage, sizeof storage);
+        t->flags |= NB__EXTERN;
+        storage->refcount++;
+    }
     return t;
 }
 
 /* ---- reference counting ---------------------------------------------------
  * Releasing is iterative: a dying tensor's children (parents, grad, tangent)
  * whose count reaches zero are chained through the dead tensors' data
- * pointer (freeing a block needs only its class and storage), so a chain of a million nodes is freed without recursion and without
+ * pointer (freeing a block needs only its class, flags and storage), so a chain of a million nodes is freed without recursion and without
  * allocating. */
 static void free_block(nb_tensor *t) {
     nb__tls *T = nb__T();
-    if (t->storage && --t->storage->refcount == 0 && t->storage->destroy)
-        t->storage->destroy(t->storage);
+    nb__storage *st = nb__storage_of(t);
+    if (st && --st->refcount == 0 && st->destroy) st->destroy(st);
     int cls = t->size_class;
     T->stats.live_tensors--;
     T->stats.live_bytes -= (int64_t)nb__class_bytes(cls);
