@@ -260,28 +260,96 @@ static void clear_sweep(const walk_result *w, bool failed) {
     }
 }
 
-/* Runs the reverse sweep from roots with their seeds (NULL: ones).  On return
-   (0 or -1) the held nodes still hold their accumulators: the caller reads
-   what it needs, then calls clear_sweep(). */
+/* One node's turn in a sweep: runs x's rule on its gradient (x->gacc) for
+   the inputs in need[], and adds the results into those inputs'
+   accumulators.  hold_x: x keeps its accumulator afterwards (so the rule may
+   not overwrite it).  Inputs whose accumulator this creates are listed in
+   fresh[] (*nfresh of them), for a caller that schedules by them. */
+static int backprop(nb__tls *T, nb_tensor *x, const bool *need, bool create_graph, bool hold_x,
+                    nb_tensor **fresh, int *nfresh) {
+    *nfresh = 0;
+    size_t mark = T->pool_len;
+    nb_tensor *gin[NB__MAX_IN] = {0};
+    T->in_rule = true;
+    /* A gradient only this node holds, and that it drops after its rule, may
+       serve as the rule's output buffer ... */
+    T->donated = !create_graph && x->gacc->refcount == 1 && !(x->gacc->flags & NB__EXTERN) && !hold_x
+                     ? x->gacc : NULL;
+    /* ... and an input's private accumulator may take the rule's result
+       directly (no temporary) */
+    bool direct = !create_graph && !T->anomaly;
+    for (int i = 0; i < x->nin; i++) {
+        nb_tensor *acc = x->in[i]->gacc;
+        T->acc_into[i] = direct && need[i] && acc && acc->refcount == 1 && !(acc->flags & NB__EXTERN)
+                             ? acc : NULL;
+        T->acc_done[i] = false;
+    }
+    int rc = nb__ops[x->op].vjp(x, x->gacc, create_graph, need, gin);
+    T->donated = NULL;
+    T->in_rule = false;
+    for (int i = 0; i < NB__MAX_IN; i++) T->acc_into[i] = NULL;
+    for (int i = 0; i < x->nin && rc == 0; i++) {
+        if (!need[i] || T->acc_done[i]) continue;
+        nb_tensor *in = x->in[i], *g = gin[i];
+        /* unbroadcast: the engine, not the rule, sums g back to in's shape */
+        if (g && !nb__same_shape(g, in)) g = nb_sum_to(g, in->ndim, in->shape);
+        if (!g) {
+            rc = -1;
+            break;
+        }
+        if (!nb__same_shape(g, in)) { /* the seed's invariant, checked every time */
+            char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
+            nb__err("backward: internal error: the gradient of input %d of %s has shape %s, "
+                    "not %s", i + 1, nb_name(x), nb__shape_str(g->ndim, g->shape, s1, sizeof s1),
+                    nb__shape_str(in->ndim, in->shape, s2, sizeof s2));
+            rc = -1;
+            break;
+        }
+        int64_t bad = T->anomaly ? nb__first_nonfinite(g) : -1;
+        if (bad >= 0) {
+            nb__err("anomaly: backward of %s produced %s in the gradient of input %d "
+                    "(%s) at element %lld", nb_name(x), isnan(g->data[bad]) ? "NaN" : "inf",
+                    i + 1, nb_name(in), (long long)bad);
+            rc = -1;
+            break;
+        }
+        if (!in->gacc) { /* the first contribution: just hold it */
+            in->gacc = nb__ref(g);
+            fresh[(*nfresh)++] = in;
+        } else {
+            rc = accumulate(in, g, create_graph);
+        }
+    }
+    nb_scope_end(mark);
+    return rc;
+}
+
+/* Checks a root's seed and starts its accumulator with it (NULL: ones). */
+static int seed_root(const char *who, nb_tensor *root, nb_tensor *seed, bool create_graph) {
+    if (seed && !nb__same_shape(seed, root)) {
+        char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
+        nb__err("%s: seed of shape %s does not match the output's shape %s", who,
+                nb__shape_str(seed->ndim, seed->shape, s1, sizeof s1),
+                nb__shape_str(root->ndim, root->shape, s2, sizeof s2));
+        return -1;
+    }
+    if (!seed && !(seed = nb__const_like(root, 1.0))) return -1;
+    return accumulate(root, seed, create_graph);
+}
+
+/* Runs the reverse sweep from roots with their seeds (NULL: ones) in the
+   walk's order (nb_autograd).  On return (0 or -1) the held nodes still hold
+   their accumulators: the caller reads what it needs, then calls
+   clear_sweep(). */
 static int sweep(const char *who, int nroots, nb_tensor *const *roots, nb_tensor *const *seeds,
                  bool create_graph, bool leaves, walk_result *w) {
     nb__tls *T = nb__T();
     if (walk(nroots, roots, leaves, w) != 0) return -1;
     size_t n = w->n;
-
-    for (int r = 0; r < nroots; r++) {
-        nb_tensor *root = roots[r], *seed = seeds ? seeds[r] : NULL;
-        if (!(root->flags & NB__REQ)) continue;
-        if (seed && !nb__same_shape(seed, root)) {
-            char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
-            nb__err("%s: seed of shape %s does not match the output's shape %s", who,
-                    nb__shape_str(seed->ndim, seed->shape, s1, sizeof s1),
-                    nb__shape_str(root->ndim, root->shape, s2, sizeof s2));
+    for (int r = 0; r < nroots; r++)
+        if ((roots[r]->flags & NB__REQ) &&
+            seed_root(who, roots[r], seeds ? seeds[r] : NULL, create_graph) != 0)
             return -1;
-        }
-        if (!seed && !(seed = nb__const_like(root, 1.0))) return -1;
-        if (accumulate(root, seed, create_graph) != 0) return -1;
-    }
 
     bool saved = T->grad_disabled, saved_quiet = T->quiet_names;
     T->grad_disabled = !create_graph;
@@ -297,59 +365,9 @@ static int sweep(const char *who, int nroots, nb_tensor *const *roots, nb_tensor
                 need[i] = (x->in[i]->flags & (NB__REQ | NB__REACH)) == (NB__REQ | NB__REACH);
                 any |= need[i];
             }
-        if (any) {
-            size_t mark = T->pool_len;
-            nb_tensor *gin[NB__MAX_IN] = {0};
-            T->in_rule = true;
-            /* A gradient only this node holds, and that it drops after its
-               rule, may serve as the rule's output buffer. */
-            T->donated = !create_graph && x->gacc->refcount == 1 && !(x->gacc->flags & NB__EXTERN) &&
-                                 !holds(x, leaves) ? x->gacc : NULL;
-            /* ... and an input's private accumulator may take the rule's
-               result directly (no temporary) */
-            bool direct = !create_graph && !T->anomaly;
-            for (int i = 0; i < x->nin; i++) {
-                nb_tensor *acc = x->in[i]->gacc;
-                T->acc_into[i] = direct && need[i] && acc && acc->refcount == 1 && !(acc->flags & NB__EXTERN)
-                                     ? acc : NULL;
-                T->acc_done[i] = false;
-            }
-            rc = nb__ops[x->op].vjp(x, x->gacc, create_graph, need, gin);
-            T->donated = NULL;
-            T->in_rule = false;
-            for (int i = 0; i < NB__MAX_IN; i++) T->acc_into[i] = NULL;
-            for (int i = 0; i < x->nin && rc == 0; i++) {
-                if (!need[i] || T->acc_done[i]) continue;
-                nb_tensor *in = x->in[i], *g = gin[i];
-                /* unbroadcast: the engine, not the rule, sums g back to in's shape */
-                if (g && !nb__same_shape(g, in)) g = nb_sum_to(g, in->ndim, in->shape);
-                if (!g) {
-                    rc = -1;
-                    break;
-                }
-                if (!nb__same_shape(g, in)) { /* the seed's invariant, checked every time */
-                    char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
-                    nb__err("backward: internal error: the gradient of input %d of %s has shape %s, "
-                            "not %s", i + 1, nb_name(x), nb__shape_str(g->ndim, g->shape, s1, sizeof s1),
-                            nb__shape_str(in->ndim, in->shape, s2, sizeof s2));
-                    rc = -1;
-                    break;
-                }
-                int64_t bad = T->anomaly ? nb__first_nonfinite(g) : -1;
-                if (bad >= 0) {
-                    nb__err("anomaly: backward of %s produced %s in the gradient of input %d "
-                            "(%s) at element %lld", nb_name(x), isnan(g->data[bad]) ? "NaN" : "inf",
-                            i + 1, nb_name(in), (long long)bad);
-                    rc = -1;
-                    break;
-                }
-                if (!in->gacc) /* the first contribution: just hold it */
-                    in->gacc = nb__ref(g);
-                else
-                    rc = accumulate(in, g, create_graph);
-            }
-            nb_scope_end(mark);
-        }
+        nb_tensor *fresh[NB__MAX_IN];
+        int nfresh;
+        if (any) rc = backprop(T, x, need, create_graph, holds(x, leaves), fresh, &nfresh);
         if (!holds(x, leaves)) {
             nb__unref(x->gacc);
             x->gacc = NULL;
@@ -357,6 +375,122 @@ static int sweep(const char *who, int nroots, nb_tensor *const *roots, nb_tensor
     }
     T->grad_disabled = saved;
     T->quiet_names = saved_quiet;
+    return rc;
+}
+
+/* ---- nb_backward's schedule: no walk ------------------------------------------
+ * Every recorded node's seq is larger than its recorded parents' (nb__link),
+ * so running the rules of the nodes that hold a gradient in decreasing seq
+ * order runs each node after every node that can still send it one: those
+ * were all made after it.  (If a child C of x were still to come when x's
+ * turn came, the chain of nodes through which C's gradient would arrive
+ * would start at a node still waiting, whose seq exceeds C's, which exceeds
+ * x's: but x was the largest.)  A max-heap keyed by seq holds the interior
+ * nodes whose gradient has begun to arrive; each enters once, when its
+ * accumulator is created.  Leaves only collect.  So a backward touches each
+ * node when a gradient reaches it, with no pointer-chasing walk before, and
+ * no node that cannot reach a leaf needing a gradient is ever visited twice. */
+static int heap_push(nb__tls *T, size_t *n, nb_tensor *x) {
+    if (*n == T->heap_cap && nb__grow((void **)&T->heap, &T->heap_cap, *n + 1, sizeof *T->heap))
+        return -1;
+    size_t i = (*n)++;
+    while (i > 0) { /* sift up */
+        size_t up = (i - 1) / 2;
+        if (T->heap[up]->seq >= x->seq) break;
+        T->heap[i] = T->heap[up];
+        i = up;
+    }
+    T->heap[i] = x;
+    return 0;
+}
+
+static nb_tensor *heap_pop(nb__tls *T, size_t *n) {
+    nb_tensor *top = T->heap[0], *last = T->heap[--*n];
+    size_t i = 0, m = *n;
+    for (;;) { /* sift down */
+        size_t c = 2 * i + 1;
+        if (c >= m) break;
+        if (c + 1 < m && T->heap[c + 1]->seq > T->heap[c]->seq) c++;
+        if (T->heap[c]->seq <= last->seq) break;
+        T->heap[i] = T->heap[c];
+        i = c;
+    }
+    if (m) T->heap[i] = last;
+    return top;
+}
+
+/* Appends x to the held list (nodes that keep their accumulator). */
+static int hold(nb__tls *T, size_t *nheld, nb_tensor *x) {
+    if (*nheld == T->held_cap && nb__grow((void **)&T->held, &T->held_cap, *nheld + 1, sizeof *T->held))
+        return -1;
+    T->held[(*nheld)++] = x;
+    return 0;
+}
+
+/* A node that has just received its first gradient: leaves and retained
+   tensors keep it, interior nodes wait for their turn.  All or nothing: -1
+   (no memory) leaves x in neither list. */
+static int arrived(nb__tls *T, nb_tensor *x, size_t *nheap, size_t *nheld) {
+    bool held = x->nin == 0 || (x->flags & NB__KEEP);
+    if (x->nin && *nheap == T->heap_cap &&
+        nb__grow((void **)&T->heap, &T->heap_cap, *nheap + 1, sizeof *T->heap))
+        return -1;
+    if (held && hold(T, nheld, x)) return -1;
+    return x->nin ? heap_push(T, nheap, x) : 0; /* (room made above: cannot fail) */
+}
+
+/* nb_backward's sweep from root with seed (NULL: ones).  On return (0 or -1)
+   w->held lists the nodes still holding accumulators, as after sweep(). */
+static int sweep_backward(nb_tensor *root, nb_tensor *seed, walk_result *w) {
+    nb__tls *T = nb__T();
+    size_t nheap = 0, nheld = 0;
+    w->order = NULL;
+    w->n = 0;
+    int rc = seed_root("backward", root, seed, false);
+    if (rc == 0 && (rc = arrived(T, root, &nheap, &nheld)) != 0) {
+        nb__unref(root->gacc);
+        root->gacc = NULL;
+    }
+    bool saved = T->grad_disabled, saved_quiet = T->quiet_names;
+    T->grad_disabled = true;
+    T->quiet_names = true;
+    while (nheap && rc == 0) {
+        nb_tensor *x = heap_pop(T, &nheap);
+        bool need[NB__MAX_IN] = {false};
+        bool any = false;
+        for (int i = 0; i < x->nin; i++) {
+            need[i] = (x->in[i]->flags & NB__REQ) != 0;
+            any |= need[i];
+        }
+        nb_tensor *fresh[NB__MAX_IN];
+        int nfresh = 0;
+        bool keep = (x->flags & NB__KEEP) != 0;
+        if (any) rc = backprop(T, x, need, false, keep, fresh, &nfresh);
+        for (int i = 0; i < nfresh; i++) {
+            if (rc == 0) rc = arrived(T, fresh[i], &nheap, &nheld);
+            if (rc != 0) { /* in neither list: drop it here */
+                nb__unref(fresh[i]->gacc);
+                fresh[i]->gacc = NULL;
+            }
+        }
+        if (!keep) {
+            nb__unref(x->gacc);
+            x->gacc = NULL;
+        }
+    }
+    /* after a failure: the nodes still waiting drop what they had (the held
+       ones are cleared by the caller) */
+    while (nheap) {
+        nb_tensor *x = heap_pop(T, &nheap);
+        if (!(x->flags & NB__KEEP)) {
+            nb__unref(x->gacc);
+            x->gacc = NULL;
+        }
+    }
+    T->grad_disabled = saved;
+    T->quiet_names = saved_quiet;
+    w->held = T->held;
+    w->nheld = nheld;
     return rc;
 }
 
@@ -384,9 +518,7 @@ int nb_backward(nb_tensor *t, const nb_tensor *seed) {
     }
     size_t mark = nb_scope_begin();
     walk_result w = {0};
-    nb_tensor *seeds[1] = {(nb_tensor *)seed};
-    /* every leaf that requires grad is a target */
-    int rc = sweep("backward", 1, &t, seed ? seeds : NULL, false, true, &w);
+    int rc = sweep_backward(t, (nb_tensor *)seed, &w);
     if (rc == 0) {
         /* Deliver into the leaves in two phases, so that a failure changes no
            stored gradient: first make each new gradient private, then commit. */
@@ -419,7 +551,7 @@ int nb_backward(nb_tensor *t, const nb_tensor *seed) {
             }
         }
     }
-    clear_sweep(&w, rc != 0);
+    clear_sweep(&w, false); /* (sweep_backward drops the rest itself) */
     nb_scope_end(mark);
     return rc;
 }

@@ -143,6 +143,8 @@ typedef struct nb__tls {
     size_t order_cap;
     nb_tensor **held;          /* the nodes a sweep leaves holding results  */
     size_t held_cap;
+    nb_tensor **heap;          /* nb_backward's schedule (a max-heap by seq)  */
+    size_t heap_cap;
     nb_tensor **stack;
     int *stack_i;
     size_t stack_cap;

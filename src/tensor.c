@@ -22,14 +22,16 @@ static void tls_destroy(void *unused) {
     free(T->pool);
     free(T->order);
     free(T->held);
+    free(T->heap);
     free(T->stack);
     free(T->stack_i);
     T->pool = NULL;
     T->order = NULL;
     T->held = NULL;
+    T->heap = NULL;
     T->stack = NULL;
     T->stack_i = NULL;
-    T->pool_cap = T->order_cap = T->held_cap = T->stack_cap = 0;
+    T->pool_cap = T->order_cap = T->held_cap = T->heap_cap = T->stack_cap = 0;
     T->initialised = false;
 }
 static void tls_key_make(void) { (void)pthread_key_create(&tls_key, tls_destroy); }
