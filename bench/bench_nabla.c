@@ -22,6 +22,8 @@
 
 #include <nabla.h>
 
+#include "internal.h" /* the block cache's size classes, for the MEM figures */
+
 #if defined(__has_include)
 #if __has_include(<zlib.h>)
 #include <zlib.h>
@@ -226,11 +228,11 @@ static void bench_w2(const bench_opts *o) {
 /* the nodes of the graph behind t that are not in `skip` (iterative DFS
    over parents; pointer set by linear search is fine at this size) */
 static int64_t graph_nodes(nb_tensor *t, nb_tensor *const *skip, int nskip,
-                           int64_t *data_bytes) {
+                           int64_t *data_bytes, int64_t *round_bytes) {
     enum { MAXN = 4096 };
     static nb_tensor *seen[MAXN], *stack[MAXN];
     int64_t nseen = 0, nstack = 0;
-    *data_bytes = 0;
+    *data_bytes = *round_bytes = 0;
     stack[nstack++] = t;
     while (nstack) {
         nb_tensor *u = stack[--nstack];
@@ -240,6 +242,10 @@ static int64_t graph_nodes(nb_tensor *t, nb_tensor *const *skip, int nskip,
         if (known || nseen == MAXN) continue;
         seen[nseen++] = u;
         *data_bytes += nb_numel(u) * (int64_t)sizeof(double);
+        /* the block cache's size-class rounding of this node's block (the
+           class formula is the library's own, from src/internal.h) */
+        size_t need = NB__HDR + (size_t)nb_numel(u) * sizeof(double);
+        *round_bytes += (int64_t)(nb__class_bytes(nb__size_class(need)) - need);
         for (int k = 0; k < nb_num_parents(u) && nstack < MAXN; k++)
             stack[nstack++] = nb_parent(u, k);
     }
@@ -263,9 +269,12 @@ static void bench_mem(const bench_opts *o) {
         int64_t bytes = s1.live_bytes - s0.live_bytes;
         printf("MEM nabla w1_graph_nodes %lld\n", (long long)nodes);
         printf("MEM nabla w1_graph_bytes %lld\n", (long long)bytes);
+        /* every tensor there holds one double: its block rounds up alike */
+        int64_t rounding = nodes * (int64_t)(nb__class_bytes(nb__size_class(NB__HDR + 8)) - (NB__HDR + 8));
+        printf("MEM nabla w1_graph_rounding_bytes %lld\n", (long long)rounding);
         if (nodes > 0)
             printf("MEM nabla w1_bookkeeping_bytes_per_node %.1f\n",
-                   (double)(bytes - 8 * nodes) / (double)nodes);
+                   (double)(bytes - 8 * nodes - rounding) / (double)nodes);
         nb_backward(y, NULL);
         nb_mem_stats s2 = mem();
         printf("MEM nabla w1_graph_bytes_after_backward %lld\n",
@@ -282,17 +291,18 @@ static void bench_mem(const bench_opts *o) {
         nb_tensor *loss = w2_loss(&n);
         nb_mem_stats s1 = mem();
         nb_tensor *skip[] = { n.W1, n.b1, n.W2, n.b2, n.X, n.Y };
-        int64_t data = 0;
-        int64_t walked = graph_nodes(loss, skip, 6, &data);
+        int64_t data = 0, rounding = 0;
+        int64_t walked = graph_nodes(loss, skip, 6, &data, &rounding);
         int64_t made = s1.live_tensors - s0.live_tensors;
         int64_t bytes = s1.live_bytes - s0.live_bytes;
         printf("MEM nabla w2_graph_nodes_walked %lld\n", (long long)walked);
         printf("MEM nabla w2_graph_tensors_made %lld\n", (long long)made);
         printf("MEM nabla w2_graph_bytes %lld\n", (long long)bytes);
         printf("MEM nabla w2_graph_data_bytes %lld\n", (long long)data);
+        printf("MEM nabla w2_graph_rounding_bytes %lld\n", (long long)rounding);
         if (made > 0)
             printf("MEM nabla w2_bookkeeping_bytes_per_node %.1f\n",
-                   (double)(bytes - data) / (double)made);
+                   (double)(bytes - data - rounding) / (double)made);
         nb_scope_end(mark);
     }
     /* 3. steady state over W2 steps */

@@ -5,8 +5,9 @@
  * dimensions (0-d scalars included) plus its place in the graph: the operation
  * that produced it, its parents (that operation's inputs), requires_grad, its
  * gradient and its name.  Every operation records the graph as it runs
- * (define-by-run); nb_backward() walks it once, in reverse topological order,
- * and adds the gradient into every leaf that requires one.
+ * (define-by-run); nb_backward() runs it once backwards, each operation after
+ * every one that used its result, and adds the gradient into every leaf that
+ * requires one.
  *
  * ---------------------------------------------------------------------------
  * MEMORY MODEL (read this first)
@@ -266,12 +267,14 @@ NB_API bool        nb_set_anomaly_detection(bool on);
 NB_API int nb_dot(const nb_tensor *t, FILE *out);
 
 /* ===================================================================== */
-/* Threads: large element-wise kernels and large matrix products use up to n
-   threads (default 1): a large GEMM through OpenBLAS's threads (or, built
-   without OpenBLAS, split over nabla's own), while OpenBLAS stays
-   single-threaded for everything smaller, so minibatch-sized products never
-   pay for thread start-up.  Small ops always run on the calling thread.
-   Returns the previous value. */
+/* Threads: large element-wise kernels, optimizer steps and matrix products
+   use up to n threads (default 1).  nabla's helper threads are a pool
+   started on first use and kept (asleep when idle), so a split costs a
+   wake-up, not a thread start.  A minibatch-sized GEMM is split into blocks
+   over the pool, each a single-threaded OpenBLAS call; a large one uses
+   OpenBLAS's own threads.  Small ops always run on the calling thread, and a
+   split that finds the pool busy (another thread's) runs inline, with the
+   same result.  Returns the previous value. */
 NB_API int nb_set_num_threads(int n);
 
 /* ===================================================================== */
