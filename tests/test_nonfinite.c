@@ -26,6 +26,12 @@ static bool same(double a, double b) {
     return a == b && (a != 0 || signbit(a) == signbit(b));
 }
 
+/* a and b finite, non-zero, of one sign and at most one ulp apart */
+static bool one_ulp(double a, double b) {
+    if (!isfinite(a) || !isfinite(b) || a == 0 || b == 0 || signbit(a) != signbit(b)) return false;
+    return nextafter(b, INFINITY) >= a && nextafter(b, -INFINITY) <= a;
+}
+
 #define CHECK_SAME(got, want)                                                                \
     do {                                                                                     \
         double g_ = (got), w_ = (want);                                                      \
@@ -78,6 +84,11 @@ static void unary_values(void) {
             double want = unary[k].ref(specials[i]);
             if (k == 8 && !isnan(specials[i])) /* sigmoid: only the limits exactly */
                 want = specials[i] == INFINITY ? 1.0 : specials[i] == -INFINITY ? 0.0 : at(y, i);
+            /* exp and tanh are vectorised to within 1 ulp of the exact value
+               (tests/test_vmath.c): libm's value exactly where IEEE fixes it
+               (zeros, infinities, NaN, overflow, underflow, tanh's +-1),
+               within one ulp of it elsewhere */
+            if ((k == 3 || k == 9) && one_ulp(at(y, i), want) && fabs(want) != 1.0) want = at(y, i);
             if (!same(at(y, i), want)) {
                 fprintf(stderr, "%s(%.17g) = %.17g, expected %.17g\n", unary[k].name, specials[i],
                         at(y, i), want);

@@ -13,7 +13,15 @@
  *  - every length (vector tails, blocks of 256 and their ends), unaligned
  *    pointers, in place (y == x) and out of place give the same bits as one
  *    element at a time, with special lanes mixed in anywhere;
- *  - and the speed of each level against a loop of glibc's exp (printed only).
+ *  - nb__tanh_n: within 1 ulp of tanh (tanhl) on about 2.5 million points of
+ *    [-25, 25], dense in [-1, 1], around the switch from the polynomial to
+ *    the exp formula (0.55) and where tanh rounds to 1 (19.06), tiny |x|
+ *    (1e-300 .. 1e-5) and subnormals, with tanh(-x) = -tanh(x) bit for bit;
+ *    special values equal to glibc's: +-0 (sign kept), +-inf -> +-1, NaN,
+ *    +-1 exactly from |x| = 19.061547465398498 on, x itself for tiny |x|;
+ *  - and the speed of each level against loops of glibc's exp and tanh and
+ *    of the scalar sigmoid, on 10^6 elements and for calls with n = 1
+ *    (printed only).
  *
  * NB_VMATH_POINTS=<n> in the environment sets the number of random points;
  * the sanitizer builds use fewer by default.
@@ -116,6 +124,44 @@ static double *make_points(int64_t nrand, int64_t *count) {
     return x;
 }
 
+/* tanh: about nrand * 1.25 points, all in [-25, 25] */
+static double *make_tanh_points(int64_t nrand, int64_t *count) {
+    int64_t n = nrand + nrand / 4 + 64;
+    double *x = malloc((size_t)n * sizeof *x);
+    if (!x) return NULL;
+    int64_t k = 0;
+    for (int64_t i = 0; i < nrand * 3 / 10; i++) x[k++] = uniform(-25, 25);
+    for (int64_t i = 0; i < nrand * 3 / 10; i++) x[k++] = uniform(-1, 1);
+    for (int64_t i = 0; i < nrand / 10; i++) x[k++] = uniform(-3, 3);
+    for (int64_t i = 0; i < nrand / 10; i++) x[k++] = uniform(-0.6, 0.6);
+    for (int64_t i = 0; i < nrand / 20; i++) { /* around the switch at 0.55 */
+        double v = uniform(0.54, 0.56);
+        x[k++] = rng() & 1 ? v : -v;
+    }
+    for (int64_t i = 0; i < nrand / 20; i++) { /* where tanh rounds to 1 */
+        double v = uniform(18.0, 20.0);
+        x[k++] = rng() & 1 ? v : -v;
+    }
+    for (int64_t i = 0; i < nrand / 10; i++) { /* tiny: 1e-300 .. 1e-5, log-uniform */
+        double v = pow(10.0, uniform(-300, -5));
+        x[k++] = rng() & 1 ? v : -v;
+    }
+    for (int64_t i = 0; i < nrand / 4; i++) { /* [-2^-27, 2^-27] and subnormals */
+        uint64_t u = rng();
+        double v = u & 1 ? ldexp(uniform(1, 2), -(int)(27 + (u >> 2) % 1000)) /* to 2^-1026 */
+                         : (double)(u >> 12) * 0x1p-1074;            /* subnormal */
+        x[k++] = u & 2 ? v : -v;
+    }
+    static const double edges[] = {0.0, -0.0, 5e-324, -5e-324, DBL_MIN, -DBL_MIN, 1e-300, -1e-300,
+                                   0x1p-27, 0x1.6a09e667f3bccp-26, 0.5493061443340549, 0.55,
+                                   0x1.1999999999999p-1, 0x1.199999999999bp-1, -0.55, 1.0, -1.0,
+                                   19.0, 19.06154746539849, 19.0615474653985, 19.07, 21.99,
+                                   22.0, 22.000000000000004, -22.0, 25.0, -25.0};
+    for (size_t i = 0; i < sizeof edges / sizeof *edges; i++) x[k++] = edges[i];
+    *count = k;
+    return x;
+}
+
 /* ---- accuracy at one level -------------------------------------------------------- */
 typedef struct {
     double exp_max, exp_sub_max, sig_max, sig_vs_scalar;
@@ -158,6 +204,34 @@ static acc_result accuracy(const double *x, const long double *ex, const long do
     }
     CHECK(differ == 0);
     return r;
+}
+
+/* tanh at one level: the largest error; in place, and at -x, bit for bit */
+static double tanh_accuracy(const double *x, const long double *th, int64_t n, double *y, double *z,
+                            double *at) {
+    double emax = 0;
+    nb__tanh_n(y, x, n);
+    memcpy(z, x, (size_t)n * sizeof *z);
+    nb__tanh_n(z, z, n);
+    int64_t differ = 0, tiny_not_x = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = ulp_err(y[i], th[i]);
+        if (e > emax) emax = e, *at = x[i];
+        differ += memcmp(&y[i], &z[i], sizeof *y) != 0;
+        tiny_not_x += fabs(x[i]) < 0x1p-27 && !same(y[i], x[i]);
+    }
+    CHECK(differ == 0);
+    CHECK(tiny_not_x == 0);
+    /* odd: tanh(-x) = -tanh(x), the same bits but the sign */
+    for (int64_t i = 0; i < n; i++) z[i] = -x[i];
+    nb__tanh_n(z, z, n);
+    int64_t odd = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double m = -y[i];
+        odd += memcmp(&m, &z[i], sizeof m) != 0;
+    }
+    CHECK(odd == 0);
+    return emax;
 }
 
 /* ---- special values ---------------------------------------------------------------- */
@@ -236,22 +310,77 @@ static void specials(void) {
     CHECK(isnan(v));
 }
 
+static void tanh_specials(void) {
+    /* glibc's results exactly */
+    static const double xs[] = {NAN, -NAN, INFINITY, -INFINITY, 0.0, -0.0, 5e-324, -5e-324,
+                                0x1p-1070, DBL_MIN, -DBL_MIN, 1e-300, -1e-300, 1e-20, -1e-9,
+                                0x1p-27, -0x1p-28, 19.07, -19.07, 19.5, 20.0, -21.0, 21.999,
+                                22.0, -22.0, 22.5, 25.0, 30.0, -40.0, 100.0, 709.0, -710.0,
+                                745.5, 1e10, -1e300, DBL_MAX, -DBL_MAX};
+    enum { NX = sizeof xs / sizeof *xs };
+    double y[NX];
+    nb__tanh_n(y, xs, NX);
+    for (int i = 0; i < NX; i++) {
+        if (!same(y[i], tanh(xs[i])))
+            fprintf(stderr, "tanh(%.17g) = %.17g, glibc %.17g\n", xs[i], y[i], tanh(xs[i]));
+        CHECK(same(y[i], tanh(xs[i])));
+    }
+    /* the values themselves, spelled out */
+    CHECK(isnan(y[0]) && isnan(y[1]));
+    CHECK(y[2] == 1.0 && y[3] == -1.0);
+    CHECK(y[4] == 0 && !signbit(y[4]) && y[5] == 0 && signbit(y[5]));
+    for (int i = 6; i < 17; i++) CHECK(y[i] == xs[i]); /* tiny: x itself */
+    for (int i = 17; i < NX; i++) CHECK(y[i] == copysign(1.0, xs[i]));
+    /* exactly +-1 from 19.061547465398498 on (1 - tanh(x) < 2^-54 there),
+       as glibc; the double below gives 1 - 2^-53 */
+    int not_one = 0;
+    for (int i = 0; i <= 1000; i++) {
+        double v = 19.0616 + 0.011 * i, r[2], xv[2] = {v, -v};
+        nb__tanh_n(r, xv, 2);
+        not_one += r[0] != 1.0 || r[1] != -1.0;
+    }
+    CHECK(not_one == 0);
+    double t1[4] = {19.061547465398498, -19.061547465398498, 19.061547465398494, 19.05};
+    nb__tanh_n(t1, t1, 4);
+    CHECK(t1[0] == 1.0 && t1[1] == -1.0);
+    CHECK(t1[2] == 0x1.fffffffffffffp-1 && t1[3] == 0x1.fffffffffffffp-1);
+    /* one element, in place */
+    double v = -0.0;
+    nb__tanh_n(&v, &v, 1);
+    CHECK(v == 0 && signbit(v));
+    v = -INFINITY;
+    nb__tanh_n(&v, &v, 1);
+    CHECK(v == -1.0);
+    v = NAN;
+    nb__tanh_n(&v, &v, 1);
+    CHECK(isnan(v));
+}
+
 /* ---- lengths, alignment, in place, special lanes anywhere -------------------------- */
 static void lengths(void) {
     enum { MAXN = 1100 };
     static double x[MAXN + 1], y[MAXN + 1], z[MAXN + 1], w[MAXN + 1];
-    static const double odd[] = {NAN, INFINITY, -INFINITY, -740.0, 709.5, -708.2, 1000.0, -1000.0};
-    static const int ns[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 255, 256, 257, 511, 512, 513, 1023, 1099};
+    static const double odd[] = {NAN,  INFINITY, -INFINITY, -740.0, 709.5, -708.2, 1000.0, -1000.0,
+                                 -0.0, 5e-324,   1e-300,    0.55,   -22.0, 21.99,  19.5,   -0.5499};
+    enum { NODD = sizeof odd / sizeof *odd };
+    /* every length to 33 (the vector tails), then blocks of 256 and their ends */
+    static const int more[] = {63, 64, 65, 255, 256, 257, 511, 512, 513, 1023, 1099};
+    enum { NNS = 34 + sizeof more / sizeof *more };
+    int ns[NNS];
+    for (int i = 0; i < NNS; i++) ns[i] = i < 34 ? i : more[i - 34];
     int bad = 0;
-    for (int sig = 0; sig < 2; sig++) {
-        void (*f)(double *, const double *, int64_t) = sig ? nb__sigmoid_n : nb__exp_n;
-        for (size_t t = 0; t < sizeof ns / sizeof *ns; t++) {
+    for (int fn = 0; fn < 3; fn++) {
+        void (*f)(double *, const double *, int64_t) =
+            fn == 2 ? nb__tanh_n : fn == 1 ? nb__sigmoid_n : nb__exp_n;
+        for (int t = 0; t < NNS; t++) {
             for (int off = 0; off < 2; off++) { /* off = 1: pointers not 16-byte aligned */
                 int n = ns[t];
                 double *xp = x + off, *yp = y + off;
                 for (int i = 0; i < n; i++) {
                     uint64_t u = rng();
-                    xp[i] = u % 23 == 0 ? odd[(u >> 8) % 8] : uniform(-30, 30);
+                    xp[i] = u % 13 == 0  ? odd[(u >> 8) % NODD]
+                            : u % 3 == 0 ? uniform(-1, 1)
+                                         : uniform(-30, 30);
                 }
                 yp[n] = 12345.0; /* must stay */
                 for (int i = 0; i < n; i++) f(&w[i], &xp[i], 1);
@@ -276,11 +405,20 @@ static double now(void) {
 
 static double sink;
 
-static double time_libm(const double *x, double *y, int64_t n, int sig) {
+/* the functions timed: 0 exp, 1 sigmoid, 2 tanh */
+static const char *fn_name[] = {"exp", "sigmoid", "tanh"};
+static void (*const vm_fn[])(double *, const double *, int64_t) = {nb__exp_n, nb__sigmoid_n,
+                                                                   nb__tanh_n};
+static double libm1(int fn, double x) { return fn == 2 ? tanh(x) : fn == 1 ? sigmoid1(x) : exp(x); }
+
+/* ns per element over n elements, best of 5 */
+static double time_libm(const double *x, double *y, int64_t n, int fn) {
     double best = INFINITY;
     for (int rep = 0; rep < 5; rep++) {
         double t0 = now();
-        if (sig)
+        if (fn == 2)
+            for (int64_t i = 0; i < n; i++) y[i] = tanh(x[i]);
+        else if (fn == 1)
             for (int64_t i = 0; i < n; i++) y[i] = sigmoid1(x[i]);
         else
             for (int64_t i = 0; i < n; i++) y[i] = exp(x[i]);
@@ -291,11 +429,11 @@ static double time_libm(const double *x, double *y, int64_t n, int sig) {
     return best * 1e9 / (double)n;
 }
 
-static double time_vm(const double *x, double *y, int64_t n, int sig) {
+static double time_vm(const double *x, double *y, int64_t n, int fn) {
     double best = INFINITY;
     for (int rep = 0; rep < 5; rep++) {
         double t0 = now();
-        (sig ? nb__sigmoid_n : nb__exp_n)(y, x, n);
+        vm_fn[fn](y, x, n);
         double t = now() - t0;
         sink += y[n / 2];
         if (t < best) best = t;
@@ -303,8 +441,24 @@ static double time_vm(const double *x, double *y, int64_t n, int sig) {
     return best * 1e9 / (double)n;
 }
 
+/* ns per call of `calls` calls with n = 1, on 2^16 values in turn (too many
+   for the branch predictor to learn; libm: one call of the scalar function) */
+static double time_one(const double *x, double *y, int64_t calls, int fn, int libm) {
+    const int64_t mask = 65535;
+    double t0 = now();
+    if (libm) {
+        for (int64_t i = 0; i < calls; i++) y[i & mask] = libm1(fn, x[i & mask]);
+    } else {
+        void (*f)(double *, const double *, int64_t) = vm_fn[fn];
+        for (int64_t i = 0; i < calls; i++) f(&y[i & mask], &x[i & mask], 1);
+    }
+    double t = now() - t0;
+    sink += y[7];
+    return t * 1e9 / (double)calls;
+}
+
 static void speed(int maxl) {
-    const int64_t n = SANITIZED ? 100000 : 1000000;
+    const int64_t n = SANITIZED ? 100000 : 1000000, calls = SANITIZED ? 1000000 : 10000000;
     double *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)n * sizeof *y);
     if (!x || !y) {
         CHECK(!"out of memory");
@@ -312,16 +466,19 @@ static void speed(int maxl) {
         return;
     }
     for (int64_t i = 0; i < n; i++) x[i] = uniform(-10, 10);
-    printf("speed, %lld elements in [-10, 10], ns per element (best of 5)%s:\n", (long long)n,
-           SANITIZED ? " [sanitizer build: not meaningful]" : "");
-    printf("  glibc exp loop      %6.3f   scalar sigmoid loop  %6.3f\n", time_libm(x, y, n, 0),
-           time_libm(x, y, n, 1));
-    for (int l = 0; l <= maxl; l++) {
-        nb__vmath_force(l);
-        printf("  nb__exp_n %-9s %6.3f   nb__sigmoid_n        %6.3f\n", level_name[l],
-               time_vm(x, y, n, 0), time_vm(x, y, n, 1));
+    printf("speed, ns per element: %lld elements in [-10, 10] (best of 5) | %lld calls with n = 1"
+           "%s:\n",
+           (long long)n, (long long)calls, SANITIZED ? " [sanitizer build: not meaningful]" : "");
+    for (int fn = 0; fn < 3; fn++) {
+        printf("  %-7s %-9s %6.3f | %6.3f%s\n", fn_name[fn], "glibc", time_libm(x, y, n, fn),
+               time_one(x, y, calls, fn, 1), fn == 1 ? "  (the scalar sigmoid, glibc's exp)" : "");
+        for (int l = 0; l <= maxl; l++) {
+            nb__vmath_force(l);
+            printf("  %-7s %-9s %6.3f | %6.3f\n", fn_name[fn], level_name[l], time_vm(x, y, n, fn),
+                   time_one(x, y, calls, fn, 0));
+        }
+        nb__vmath_force(-1);
     }
-    nb__vmath_force(-1);
     free(x);
     free(y);
 }
@@ -373,6 +530,33 @@ int main(void) {
     CHECK(nb__vmath_force(99) == maxl);
     CHECK(nb__vmath_force(-1) == maxl && nb__vmath_level() == maxl);
     free(x), free(ex), free(sg), free(y), free(z);
+
+    /* tanh */
+    double *tx = make_tanh_points(nrand, &n);
+    long double *th = malloc((size_t)n * sizeof *th);
+    y = malloc((size_t)n * sizeof *y), z = malloc((size_t)n * sizeof *z);
+    if (!tx || !th || !y || !z) {
+        CHECK(!"out of memory");
+        return check_report("test_vmath");
+    }
+    double glibc_max = 0, glibc_at = 0;
+    for (int64_t i = 0; i < n; i++) {
+        th[i] = tanhl((long double)tx[i]);
+        double e = ulp_err(tanh(tx[i]), th[i]);
+        if (e > glibc_max) glibc_max = e, glibc_at = tx[i];
+    }
+    printf("tanh on %lld points in [-25, 25] (max error in ulp)\n"
+           "  glibc tanh %.4f (at x = %.17g)\n",
+           (long long)n, glibc_max, glibc_at);
+    for (int l = 0; l <= maxl; l++) {
+        CHECK(nb__vmath_force(l) == l);
+        double at = 0, e = tanh_accuracy(tx, th, n, y, z, &at);
+        printf("  %-9s  %.4f (at x = %.17g)\n", level_name[l], e, at);
+        CHECK(e <= 1.0); /* the contract says 2; the analysis in vmath.c, 0.91 */
+        tanh_specials();
+    }
+    nb__vmath_force(-1);
+    free(tx), free(th), free(y), free(z);
 
     speed(maxl);
     return check_report("test_vmath");

@@ -348,7 +348,7 @@ static void unary_kernel(nb__op op, double p, double *o, const double *a, int64_
         for (int64_t i = 0; i < n; i++) o[i] = (a[i] > 0 || a[i] != a[i]) ? a[i] : 0.0;
         break;
     case NB__OP_SIGMOID: nb__sigmoid_n(o, a, n); break;        /* vectorised, <= 2 ulp */
-    case NB__OP_TANH: for (int64_t i = 0; i < n; i++) o[i] = tanh(a[i]); break;
+    case NB__OP_TANH: nb__tanh_n(o, a, n); break;              /* vectorised, <= 1 ulp */
     default: break;
     }
 }

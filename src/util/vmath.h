@@ -1,5 +1,6 @@
 /*
- * Vectorised array kernels for exp and the logistic sigmoid (internal).
+ * Vectorised array kernels for exp, the logistic sigmoid and tanh
+ * (internal).
  *
  * Accuracy: nb__exp_n is within 1 ulp of the exact exp for every double,
  * subnormal results included (measured: at most 0.71 ulp, 0.78 ulp of the
@@ -15,6 +16,11 @@
  * that scalar code in the test;
  * sigmoid(+inf) = 1, sigmoid(-inf) = +0, NaN gives NaN, subnormal results
  * for x below about -708.4, +0 below about -745.1.
+ * nb__tanh_n is within 1 ulp of the exact tanh for every double (measured:
+ * 0.75 ulp with FMA, 0.82 without; glibc's tanh: 2.14), and odd bit for bit:
+ * tanh(-x) = -tanh(x).  Special values as glibc's: tanh(+-0) = +-0,
+ * tanh(+-inf) = +-1, NaN gives NaN, +-1 exactly from |x| = 19.061547465398498
+ * on (correctly rounded), x itself for |x| < 2^-27 (subnormals included).
  *
  * Dispatch: the same branch-free loop body is compiled for a portable
  * baseline (SSE2 on x86-64, whatever the compiler targets elsewhere), for
@@ -36,6 +42,8 @@
 void nb__exp_n(double *y, const double *x, int64_t n);
 /* y[i] = 1/(1+exp(-x[i])), computed stably */
 void nb__sigmoid_n(double *y, const double *x, int64_t n);
+/* y[i] = tanh(x[i]) */
+void nb__tanh_n(double *y, const double *x, int64_t n);
 
 /* Dispatch levels. */
 enum { NB__VM_PORTABLE = 0, NB__VM_AVX2 = 1, NB__VM_AVX512 = 2 };
