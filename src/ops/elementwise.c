@@ -353,6 +353,16 @@ static void unary_kernel(nb__op op, double p, double *o, const double *a, int64_
     }
 }
 
+/* g where x > 0, else +0 (x NaN included): relu's gate as bit operations,
+   so that the loop has no branch and vectorises */
+static inline double relu_gate(double g, double x) {
+    uint64_t bits, mask = (uint64_t)0 - (uint64_t)(x > 0);
+    memcpy(&bits, &g, sizeof bits);
+    bits &= mask;
+    memcpy(&g, &bits, sizeof g);
+    return g;
+}
+
 /* o = g * f'(x), or o += g * f'(x) with add, where y = f(x) is at hand */
 #define UG(EXPR)                                                               \
     do {                                                                       \
@@ -377,7 +387,7 @@ static void unary_grad_kernel(nb__op op, double p, double *o, const double *g, c
         else if (p == 0.0) UG(g[i] * 0.0); /* x^0 = 1: not 0 * 0^-1 */
         else UG(g[i] * p * pow(x[i], p - 1.0));
         break;
-    case NB__OP_RELU: UG(x[i] > 0 ? g[i] : 0.0); break;
+    case NB__OP_RELU: UG(relu_gate(g[i], x[i])); break;
     case NB__OP_SIGMOID: UG(g[i] * y[i] * (1.0 - y[i])); break;
     case NB__OP_TANH: UG(g[i] * (1.0 - y[i] * y[i])); break;
     default: break;
