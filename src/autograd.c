@@ -320,7 +320,7 @@ static int backprop(nb__tls *T, nb_tensor *x, const bool *need, bool create_grap
             rc = accumulate(in, g, create_graph);
         }
     }
-    nb_scope_end(mark);
+    while (T->pool_len > mark) nb__unref(T->pool[--T->pool_len]); /* the rule's scope */
     return rc;
 }
 
@@ -405,6 +405,10 @@ static int heap_push(nb__tls *T, size_t *n, nb_tensor *x) {
 }
 
 static nb_tensor *heap_pop(nb__tls *T, size_t *n) {
+    if (*n == 1) { /* a chain: one node waits at a time */
+        *n = 0;
+        return T->heap[0];
+    }
     nb_tensor *top = T->heap[0], *last = T->heap[--*n];
     size_t i = 0, m = *n;
     for (;;) { /* sift down */
