@@ -3,14 +3,19 @@
  * backward sweep, nb_autograd for higher order, and forward mode.
  *
  *   record:  every op calls nb__node(), which links the inputs when grad is
- *            enabled and one of them requires grad, then nb__finish(), which
- *            propagates tangents (forward mode) and pools the result.
- *   order:   walk() is an iterative depth-first search from the outputs; its
- *            post-order puts every node after all of its parents.
- *   sweep:   in reverse of that order each node's gradient is complete when
- *            its turn comes; its VJP rule gives the inputs' gradients, which
- *            the engine sums back over broadcast axes and adds into the
- *            inputs' accumulators.  Nothing recurses on graph depth.
+ *            enabled and one of them requires grad and stamps the output with
+ *            a sequence number above its parents' (nb__link), then
+ *            nb__finish(), which propagates tangents (forward mode) and pools
+ *            the result.
+ *   order:   nb_backward runs the nodes holding a gradient in decreasing
+ *            sequence order from a max-heap (sweep_backward); nb_autograd,
+ *            which must also know which nodes lead to its inputs, uses walk(),
+ *            an iterative depth-first search whose post-order puts every node
+ *            after all of its parents (sweep).
+ *   sweep:   each node's gradient is complete when its turn comes; its VJP
+ *            rule gives the inputs' gradients (backprop), which the engine
+ *            sums back over broadcast axes and adds into the inputs'
+ *            accumulators.  Nothing recurses on graph depth.
  */
 #include "internal.h"
 
