@@ -91,15 +91,6 @@ nb_tensor *nb__plain(nb__op op, const nb_tensor *like) {
     return nb__pool(t);
 }
 
-nb_tensor *nb__grad_buffer(nb__op op, nb_tensor *g, const nb_tensor *like) {
-    nb__tls *T = nb__T();
-    if (g && T->donated == g && nb__same_shape(g, like)) {
-        T->donated = NULL;
-        return g;
-    }
-    return nb__plain(op, like);
-}
-
 nb_tensor *nb_detach(nb_tensor *a) {
     if (nb__null_args("detach", 1, &a)) return NULL;
     nb_tensor *t = nb__plain(NB__OP_DETACH, a);

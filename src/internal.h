@@ -335,7 +335,14 @@ nb_tensor *nb__plain(nb__op op, const nb_tensor *like);
    It is g itself when the sweep donated g (nobody else holds it: the rule
    may overwrite it element by element) and g has like's shape, at most once
    per rule; otherwise a fresh nb__plain tensor.  NULL + error on no memory. */
-nb_tensor *nb__grad_buffer(nb__op op, nb_tensor *g, const nb_tensor *like);
+static inline nb_tensor *nb__grad_buffer(nb__op op, nb_tensor *g, const nb_tensor *like) {
+    nb__tls *T = nb__T();
+    if (g && T->donated == g && nb__same_shape(g, like)) {
+        T->donated = NULL;
+        return g;
+    }
+    return nb__plain(op, like);
+}
 
 /* For a rule of a plain backward: input i's gradient accumulator when the
    rule may add its result for input i straight into it (then it calls

@@ -496,13 +496,12 @@ static int unary_vjp(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb
         nb__acc_done(0);
         return 0;
     }
-    if (!cg && nb__T()->donated == g) { /* g *= f'(x), in place: no allocation */
-        nb__T()->donated = NULL;
-        run_unary_grad(op, out->p.f, g->data, g->data, x->data, out->data, g->numel, false);
-        gin[0] = g;
-    } else if (op == NB__OP_NEG) gin[0] = nb_neg(g);         /* linear: the op itself */
+    if (!cg) { /* g * f'(x) in one pass, over g itself when it was donated */
+        nb_tensor *o = nb__grad_buffer(NB__OP_UNARY_GRAD, g, x);
+        if (o) run_unary_grad(op, out->p.f, o->data, g->data, x->data, out->data, g->numel, false);
+        gin[0] = o;
+    } else if (op == NB__OP_NEG) gin[0] = nb_neg(g);          /* linear: the op itself */
     else if (op == NB__OP_SCALE) gin[0] = nb_scale(g, out->p.f);
-    else if (!cg) gin[0] = nb__unary_grad(op, out->p.f, g, x, out);
     else gin[0] = nb_prod(g, fprime(op, out->p.f, x, out));
     return nb__rule_ok(1, need, gin);
 }
