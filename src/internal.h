@@ -189,6 +189,30 @@ static inline int nb__size_class(size_t bytes) {
     return 1 + (e - 8) * 4 + (int)k;
 }
 
+/* A block of class cls becomes a tensor of ndim dimensions and numel
+   elements with data inline, refcount 1, op IN, no graph, unnamed; the
+   caller copies the shape.  Counted in the thread's statistics. */
+static inline void nb__header_init(nb__tls *T, nb_tensor *t, int cls, int ndim, int64_t numel) {
+    t->data = (double *)((char *)t + NB__HDR);
+    t->in[0] = t->in[1] = t->in[2] = NULL;
+    t->gacc = t->grad = t->tangent = NULL;
+    t->refcount = 1;
+    t->visit = 0;
+    t->numel = numel;
+    t->op = NB__OP_IN;
+    t->ndim = (uint8_t)ndim;
+    t->nin = t->flags = t->name_kind = t->psub = 0;
+    t->size_class = (uint8_t)cls;
+    t->seq = 0;
+    t->p.f = 0.0;
+    t->name_k = 0;
+    t->name_op = NB__OP_IN;
+    t->name[0] = 0;
+    T->stats.live_tensors++;
+    T->stats.live_bytes += (int64_t)nb__class_bytes(cls);
+    if (T->stats.live_bytes > T->stats.peak_bytes) T->stats.peak_bytes = T->stats.live_bytes;
+}
+
 /* The hot path of every op's output: a cached block of the right class,
    initialised in place.  The slow path (no cached block, failure injection)
    lives in tensor.c. */
@@ -198,30 +222,13 @@ static inline nb_tensor *nb__alloc_like(const char *who, const nb_tensor *like) 
     nb_tensor *t = (nb_tensor *)T->free_list[cls];
     if (!t || T->fail_countdown) return nb__alloc_like_slow(who, like);
     T->free_list[cls] = *(void **)t;
-    t->data = (double *)((char *)t + NB__HDR);
-    t->in[0] = t->in[1] = t->in[2] = NULL;
-    t->gacc = t->grad = t->tangent = NULL;
-    t->refcount = 1;
-    t->visit = 0;
-    t->numel = like->numel;
-    t->op = NB__OP_IN;
-    t->ndim = like->ndim;
-    t->nin = t->flags = t->name_kind = t->psub = 0;
-    t->size_class = (uint8_t)cls;
-    t->seq = 0;
+    nb__header_init(T, t, cls, like->ndim, like->numel);
     if (like->ndim <= 2) { /* (slots past ndim hold garbage that nobody reads) */
         t->shape[0] = like->shape[0];
         t->shape[1] = like->shape[1];
     } else {
         memcpy(t->shape, like->shape, (size_t)like->ndim * sizeof *like->shape);
     }
-    t->p.f = 0.0;
-    t->name_k = 0;
-    t->name_op = NB__OP_IN;
-    t->name[0] = 0;
-    T->stats.live_tensors++;
-    T->stats.live_bytes += (int64_t)nb__class_bytes(cls);
-    if (T->stats.live_bytes > T->stats.peak_bytes) T->stats.peak_bytes = T->stats.live_bytes;
     return t;
 }
 

@@ -131,8 +131,7 @@ int nb__grow(void **arr, size_t *cap, size_t need, size_t elem) {
  * of their class and are reused, so a training loop stops calling malloc once
  * it has seen one step. */
 static void *block_get(nb__tls *T, int cls, size_t bytes) {
-    if (T->fail_countdown > 0 && --T->fail_countdown == 0)
-        return nb__err("out of memory (%zu bytes)", bytes);
+    if (fail_now()) return nb__err("out of memory (%zu bytes)", bytes);
     void *b = T->free_list[cls];
     if (b) {
         T->free_list[cls] = *(void **)b;
@@ -219,25 +218,8 @@ static nb_tensor *alloc_header(const char *who, int ndim, const int64_t *shape, 
                 nb__shape_str(ndim, shape, s, sizeof s));
         return NULL;
     }
-    /* every field, without a memset of the whole header (the hot path) */
-    t->data = (double *)((char *)t + NB__HDR);
-    t->in[0] = t->in[1] = t->in[2] = NULL;
-    t->grad = t->tangent = t->gacc = NULL;
-    t->seq = 0;
-    t->numel = numel;
+    nb__header_init(T, t, cls, ndim, numel); /* every field, without a memset */
     if (shape) memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
-    t->p.f = 0.0;
-    t->refcount = 1;
-    t->visit = 0;
-    t->name_k = 0;
-    t->op = t->name_op = NB__OP_IN;
-    t->ndim = (uint8_t)ndim;
-    t->nin = t->flags = t->name_kind = t->psub = 0;
-    t->size_class = (uint8_t)cls;
-    t->name[0] = 0;
-    T->stats.live_tensors++;
-    T->stats.live_bytes += (int64_t)cb;
-    if (T->stats.live_bytes > T->stats.peak_bytes) T->stats.peak_bytes = T->stats.live_bytes;
     return t;
 }
 
