@@ -354,7 +354,7 @@ static void unary_kernel(nb__op op, double p, double *o, const double *a, int64_
 }
 
 /* g where x > 0, else +0 (x NaN included): relu's gate as bit operations,
-   so that the loop has no branch and vectorises */
+   so that the loop has no data-dependent branch to mispredict */
 static inline double relu_gate(double g, double x) {
     uint64_t bits, mask = (uint64_t)0 - (uint64_t)(x > 0);
     memcpy(&bits, &g, sizeof bits);
