@@ -124,15 +124,15 @@ nb_tensor *nb__jvp_dual(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *
     return tin[0];
 }
 
-/* ---- the topological order ---------------------------------------------------
+/* ---- nb_autograd's topological order ------------------------------------------
  * Iterative post-order DFS over the parents that require grad.  Marks come
  * from a global epoch so that walks never need clearing.  REACH is set on a
  * node when a TARGET lies upstream of it (or it is one); it is recomputed for
  * every node a walk visits, and read only for nodes the same walk visited.
  *
  * The walk also lists the nodes that will still hold their accumulator when
- * the sweep is over ("held": targets, interior tensors with retain_grad, and
- * in nb_backward every leaf), so that reading the results and clearing up
+ * the sweep is over ("held": its targets and interior tensors with
+ * retain_grad), so that reading the results and clearing up
  * touch those few nodes only, not the whole graph. */
 static _Atomic uint32_t walk_epoch;
 
@@ -143,13 +143,11 @@ typedef struct {
     size_t nheld;
 } walk_result;
 
-static bool holds(const nb_tensor *x, bool leaves) {
-    return (x->flags & (NB__TARGET | NB__KEEP)) || (leaves && x->nin == 0);
-}
+static bool holds(const nb_tensor *x) { return (x->flags & (NB__TARGET | NB__KEEP)) != 0; }
 
 /* Marks x visited and pushes it; -1 when memory runs out. */
 static inline __attribute__((always_inline)) int push(nb__tls *T, size_t sp, nb_tensor *x,
-                                                       uint32_t epoch, bool leaves) {
+                                                       uint32_t epoch) {
     if (sp + 1 > T->stack_cap) {
         size_t cap = T->stack_cap;
         if (nb__grow((void **)&T->stack, &cap, sp + 1, sizeof *T->stack) ||
@@ -158,14 +156,14 @@ static inline __attribute__((always_inline)) int push(nb__tls *T, size_t sp, nb_
     }
     x->visit = epoch;
     /* a node starts out reaching a target if it is one */
-    bool target = (x->flags & NB__TARGET) || (leaves && x->nin == 0);
+    bool target = (x->flags & NB__TARGET) != 0;
     x->flags = (uint8_t)((x->flags & ~NB__REACH) | (target ? NB__REACH : 0));
     T->stack[sp] = x;
     T->stack_i[sp] = 0;
     return 0;
 }
 
-static int walk(int nroots, nb_tensor *const *roots, bool leaves, walk_result *w) {
+static int walk(int nroots, nb_tensor *const *roots, walk_result *w) {
     nb__tls *T = nb__T();
     uint32_t epoch = atomic_fetch_add(&walk_epoch, 1) + 1;
     if (epoch == 0) epoch = atomic_fetch_add(&walk_epoch, 1) + 1;
@@ -173,7 +171,7 @@ static int walk(int nroots, nb_tensor *const *roots, bool leaves, walk_result *w
     w->n = w->nheld = 0;
     for (int r = 0; r < nroots; r++) {
         if (roots[r]->visit == epoch) continue;
-        if (push(T, sp++, roots[r], epoch, leaves)) return -1;
+        if (push(T, sp++, roots[r], epoch)) return -1;
         while (sp) {
             nb_tensor *x = T->stack[sp - 1];
             int i = T->stack_i[sp - 1];
@@ -181,7 +179,7 @@ static int walk(int nroots, nb_tensor *const *roots, bool leaves, walk_result *w
                 T->stack_i[sp - 1] = i + 1;
                 nb_tensor *p = x->in[i];
                 if (!(p->flags & NB__REQ) || p->visit == epoch) continue;
-                if (push(T, sp++, p, epoch, leaves)) return -1;
+                if (push(T, sp++, p, epoch)) return -1;
                 continue;
             }
             /* all parents done: x is finished */
@@ -192,7 +190,7 @@ static int walk(int nroots, nb_tensor *const *roots, bool leaves, walk_result *w
             if (n == T->order_cap && nb__grow((void **)&T->order, &T->order_cap, n + 1, sizeof *T->order))
                 return -1;
             T->order[n++] = x;
-            if (holds(x, leaves)) {
+            if (holds(x)) {
                 if (nheld == T->held_cap &&
                     nb__grow((void **)&T->held, &T->held_cap, nheld + 1, sizeof *T->held))
                     return -1;
@@ -338,9 +336,9 @@ static int seed_root(const char *who, nb_tensor *root, nb_tensor *seed, bool cre
    their accumulators: the caller reads what it needs, then calls
    clear_sweep(). */
 static int sweep(const char *who, int nroots, nb_tensor *const *roots, nb_tensor *const *seeds,
-                 bool create_graph, bool leaves, walk_result *w) {
+                 bool create_graph, walk_result *w) {
     nb__tls *T = nb__T();
-    if (walk(nroots, roots, leaves, w) != 0) return -1;
+    if (walk(nroots, roots, w) != 0) return -1;
     size_t n = w->n;
     for (int r = 0; r < nroots; r++)
         if ((roots[r]->flags & NB__REQ) &&
@@ -363,8 +361,8 @@ static int sweep(const char *who, int nroots, nb_tensor *const *roots, nb_tensor
             }
         nb_tensor *fresh[NB__MAX_IN];
         int nfresh;
-        if (any) rc = backprop(T, x, need, create_graph, holds(x, leaves), fresh, &nfresh);
-        if (!holds(x, leaves)) {
+        if (any) rc = backprop(T, x, need, create_graph, holds(x), fresh, &nfresh);
+        if (!holds(x)) {
             nb__unref(x->gacc);
             x->gacc = NULL;
         }
@@ -584,7 +582,7 @@ int nb_autograd(int n_out, nb_tensor *const *outputs, nb_tensor *const *seeds, i
     for (int i = 0; i < n_in; i++) inputs[i]->flags |= NB__TARGET;
     size_t mark = nb_scope_begin();
     walk_result w = {0};
-    int rc = sweep("autograd", n_out, outputs, seeds, create_graph, false, &w);
+    int rc = sweep("autograd", n_out, outputs, seeds, create_graph, &w);
     nb_tensor *res[64], **keep = n_in <= 64 ? res : nb__malloc((size_t)n_in * sizeof *keep);
     if (!keep) rc = -1;
     for (int i = 0; rc == 0 && i < n_in; i++) {
