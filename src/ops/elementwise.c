@@ -144,6 +144,10 @@ static void ew_run(ew_job *j, int64_t n, int64_t grain) {
 }
 
 static void binary_kernel(int k, nb_tensor *o, const nb_tensor *a, const nb_tensor *b) {
+    if (o->numel == 1) { /* scalars (any shape of one element): no loop machinery */
+        binary_range(k, 0, NULL, o->data, a->data, b->data, 1);
+        return;
+    }
     int mode = bcast_mode(a, b);
     if (mode != 3 && o->numel < 2 * EW_GRAIN) { /* one thread: no job */
         binary_range(k, mode, NULL, o->data, a->data, b->data, o->numel);
@@ -177,10 +181,7 @@ static nb_tensor *binary(nb__op op, int k, nb_tensor *a, nb_tensor *b) {
     }
     nb_tensor *o = os == a->shape ? nb__node_like(op, a, 2, in) : nb__node(op, n, os, 2, in);
     if (!o) return NULL;
-    if (o->numel == 1 && os == a->shape) /* scalars: no loop machinery */
-        binary_range(k, 0, NULL, o->data, a->data, b->data, 1);
-    else
-        binary_kernel(k, o, a, b);
+    binary_kernel(k, o, a, b);
     return nb__finish(o, 2, in);
 }
 
