@@ -11,7 +11,7 @@
  * shortcuts.
  */
 #include "check.h"
-#include "internal.h"
+#include <nabla.h>
 
 #include <math.h>
 #include <stdlib.h>
