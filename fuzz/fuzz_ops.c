@@ -212,7 +212,7 @@ static bool is_weird(const nb_tensor *t) {
 /* ---- checks ---------------------------------------------------------------------------- */
 static volatile double sink;
 
-static bool injected(fz *z) { return z->inject > 0 && nb__T()->fail_countdown == 0; }
+static bool injected(fz *z) { return z->inject > 0 && nb__fail_alloc_fired(); }
 
 /* The message of a failed call: present, non-empty, "<op>: ..." */
 static const char *check_msg(fz *z) {

@@ -228,6 +228,66 @@ NB_API nb_tensor *nb_hessian(nb_fn f, nb_tensor *x, void *ctx);  /* f(x) has one
 NB_API nb_tensor *nb_hvp(nb_fn f, nb_tensor *x, nb_tensor *v, void *ctx);
 
 /* ===================================================================== */
+/* Custom operations (PyTorch's autograd.Function).
+
+   A user's op is a struct of callbacks and a name.  nb_apply(fn, n, inputs,
+   state, free_state) runs fn->forward with recording off, copies its result
+   into a new output named "<fn->name>:<k>" (k counts this name's outputs,
+   like the NameManager), and records the inputs like any op.  backward()
+   later calls fn->backward with the gradient of the output; it stores in
+   grad_inputs[i] the gradient of input i (of the input's shape, or of a
+   shape the input broadcasts to: the engine sums it back), or leaves it NULL
+   for none (zeros).  Under nb_autograd(..., create_graph = true) backward
+   runs with recording on, so a backward written with nabla's ops is
+   differentiable again.  fn->jvp (optional) gives the output's tangent from
+   the inputs' tangents (NULL entries are zero); forward mode through an op
+   without one fails with a message naming it.
+
+   Per application the callbacks get a context: tensors saved for backward
+   (nb_ctx_save: a reference is held), the user's state pointer (freed by
+   free_state exactly once, with the output, or at once when nb_apply fails),
+   and which inputs need a gradient.  The nb_function must outlive every
+   output made with it (make it static).
+
+   Errors: NULL + message naming the op on a NULL input, a callback that
+   returns NULL or -1 (its own message is kept), a gradient of the wrong
+   shape ("<name>:<k>: backward returned a gradient of shape (2,) for input 1
+   of shape (3,)"), more than 64 inputs or 16 saved tensors.
+
+       static nb_tensor *sq_fwd(nb_ctx *c, int n, nb_tensor *const *x) {
+           nb_ctx_save(c, 1, x);                 // save x for backward
+           return nb_prod(x[0], x[0]);
+       }
+       static int sq_bwd(nb_ctx *c, nb_tensor *g, nb_tensor **gx) {
+           nb_tensor *x = nb_ctx_saved(c, 0);
+           gx[0] = nb_prod(g, nb_scale(x, 2.0)); // d(x^2)/dx = 2x, in ops
+           return gx[0] ? 0 : -1;
+       }
+       static const nb_function square_fn = {"mysquare", sq_fwd, sq_bwd, NULL};
+       ...
+       nb_tensor *y = nb_apply(&square_fn, 1, &x, NULL, NULL);   // "mysquare:0"
+*/
+typedef struct nb_ctx nb_ctx;
+typedef struct nb_function {
+    const char *name;
+    nb_tensor *(*forward)(nb_ctx *ctx, int n, nb_tensor *const *inputs);
+    int (*backward)(nb_ctx *ctx, nb_tensor *grad_output, nb_tensor **grad_inputs);
+    nb_tensor *(*jvp)(nb_ctx *ctx, int n, nb_tensor *const *tangents); /* may be NULL */
+} nb_function;
+NB_API nb_tensor *nb_apply(const nb_function *fn, int n, nb_tensor *const *inputs,
+                           void *state, void (*free_state)(void *state));
+NB_API int        nb_ctx_save(nb_ctx *ctx, int n, nb_tensor *const *tensors); /* 0 or -1 */
+NB_API int        nb_ctx_num_saved(const nb_ctx *ctx);
+NB_API nb_tensor *nb_ctx_saved(const nb_ctx *ctx, int i);      /* borrowed; NULL out of range */
+NB_API bool       nb_ctx_needs_grad(const nb_ctx *ctx, int i); /* input i requires a gradient */
+NB_API int        nb_ctx_num_inputs(const nb_ctx *ctx);
+NB_API void      *nb_ctx_state(const nb_ctx *ctx);
+/* The NameManager's new(): returns the next counter k of `op` ("add", or a
+   custom op's name) and advances it, as making an output named op:k would.
+   -1 on a NULL or empty name, or no memory. */
+NB_API int64_t    nb_names_next(const char *op);
+
+/* ===================================================================== */
 /* Gradient checking against central finite differences (float64).
 
    f maps n tensors to one tensor.  The check fixes a random direction u

@@ -14,7 +14,7 @@
 /* <u, f(x)> with u a fixed random tensor of f(x)'s shape */
 static nb_tensor *along_u(nb_multi_fn f, int n, nb_tensor *const *x, void *ctx) {
     nb_tensor *y = f(n, x, ctx);
-    if (!y) return nb__T()->has_error ? NULL : nb__err("gradcheck: f returned NULL");
+    if (!y) return nb__thread()->error.set ? NULL : nb__err("gradcheck: f returned NULL");
     nb_tensor *u = nb_randn(y->ndim, y->shape, DIRECTION_SEED);
     nb_set_requires_grad(u, false);
     return nb_sum(nb_prod(u, y));

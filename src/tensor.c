@@ -9,7 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-_Thread_local nb__tls nb__tls_state;
+_Thread_local nb__thread_state nb__thread_state_tls;
+
+const char *const nb__op_names[NB__OP_COUNT] = {
+#define NB_LEAF(ID, nm) [NB__OP_##ID] = #nm,
+#define NB_OP(ID, nm, ar, rules) [NB__OP_##ID] = #nm,
+#include "ops.def"
+#undef NB_LEAF
+#undef NB_OP
+};
 
 /* ---- thread exit: give the thread's tensors and cache back --------------- */
 static pthread_key_t tls_key;
@@ -17,26 +25,22 @@ static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 
 static void tls_destroy(void *unused) {
     (void)unused;
-    nb__tls *T = nb__T();
+    nb__thread_state *T = nb__thread();
     nb_cleanup();
-    free(T->pool);
-    free(T->order);
-    free(T->held);
-    free(T->heap);
-    free(T->stack);
-    free(T->stack_i);
-    T->pool = NULL;
-    T->order = NULL;
-    T->held = NULL;
-    T->heap = NULL;
-    T->stack = NULL;
-    T->stack_i = NULL;
-    T->pool_cap = T->order_cap = T->held_cap = T->heap_cap = T->stack_cap = 0;
+    free(T->pool.slot);
+    free(T->sweep.order);
+    free(T->sweep.results);
+    free(T->sweep.heap);
+    free(T->sweep.stack);
+    free(T->sweep.stack_i);
+    nb__custom_names_free();
+    memset(&T->pool, 0, sizeof T->pool);
+    memset(&T->sweep, 0, sizeof T->sweep);
     T->initialised = false;
 }
 static void tls_key_make(void) { (void)pthread_key_create(&tls_key, tls_destroy); }
 
-static void tls_init(nb__tls *T) {
+static void tls_init(nb__thread_state *T) {
     T->initialised = true;
     pthread_once(&tls_once, tls_key_make);
     (void)pthread_setspecific(tls_key, (void *)1);
@@ -44,24 +48,24 @@ static void tls_init(nb__tls *T) {
 
 /* ---- errors ---------------------------------------------------------------- */
 void *nb__err(const char *fmt, ...) {
-    nb__tls *T = nb__T();
+    nb__thread_state *T = nb__thread();
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(T->error, sizeof T->error, fmt, ap);
+    vsnprintf(T->error.msg, sizeof T->error.msg, fmt, ap);
     va_end(ap);
-    T->has_error = true;
+    T->error.set = true;
     return NULL;
 }
 
 const char *nb_last_error(void) {
-    nb__tls *T = nb__T();
-    return T->has_error ? T->error : NULL;
+    nb__thread_state *T = nb__thread();
+    return T->error.set ? T->error.msg : NULL;
 }
 
 void nb_clear_error(void) {
-    nb__tls *T = nb__T();
-    T->has_error = false;
-    T->error[0] = 0;
+    nb__thread_state *T = nb__thread();
+    T->error.set = false;
+    T->error.msg[0] = 0;
 }
 
 const char *nb__shape_str(int ndim, const int64_t *shape, char *buf, size_t size) {
@@ -73,10 +77,32 @@ const char *nb__shape_str(int ndim, const int64_t *shape, char *buf, size_t size
     return buf;
 }
 
+/* ---- anomaly detection: the first op that makes a NaN or an inf --------------- */
+bool nb_set_anomaly_detection(bool on) {
+    nb__thread_state *T = nb__thread();
+    bool prev = T->mode.anomaly;
+    T->mode.anomaly = on;
+    return prev;
+}
+
+int64_t nb__first_nonfinite(const nb_tensor *t) {
+    for (int64_t i = 0; i < t->numel; i++)
+        if (!isfinite(t->data[i])) return i;
+    return -1;
+}
+
+bool nb__check_finite(const nb_tensor *t, const char *phase) {
+    int64_t i = nb__first_nonfinite(t);
+    if (i < 0) return true;
+    nb__err("anomaly: %s %s produced %s at element %lld", phase, nb_name(t),
+            isnan(t->data[i]) ? "NaN" : "inf", (long long)i);
+    return false;
+}
+
 bool nb__null_args_slow(const char *who, int n, nb_tensor *const *in) {
     for (int i = 0; i < n; i++) {
         if (!in[i]) {
-            if (!nb__T()->has_error) nb__err("%s: NULL argument %d", who, i + 1);
+            if (!nb__thread()->error.set) nb__err("%s: NULL argument %d", who, i + 1);
             return true;
         }
     }
@@ -85,9 +111,8 @@ bool nb__null_args_slow(const char *who, int n, nb_tensor *const *in) {
 
 /* ---- system memory, with failure injection for the tests ------------------ */
 static bool fail_now(void) {
-    nb__tls *T = nb__T();
-    if (T->fail_countdown > 0 && --T->fail_countdown == 0) return true;
-    return false;
+    nb__thread_state *T = nb__thread();
+    return T->mem.fail_countdown > 0 && --T->mem.fail_countdown == 0;
 }
 
 /* Every per-thread resource (the scope array, walk scratch, cached blocks)
@@ -96,18 +121,18 @@ static bool fail_now(void) {
 void *nb__malloc(size_t n) {
     void *p = fail_now() ? NULL : malloc(n ? n : 1);
     if (!p) return nb__err("out of memory (%zu bytes)", n);
-    nb__tls *T = nb__T();
+    nb__thread_state *T = nb__thread();
     if (!T->initialised) tls_init(T);
-    T->stats.system_allocs++;
+    T->mem.stats.system_allocs++;
     return p;
 }
 
 void *nb__realloc(void *p, size_t n) {
     void *q = fail_now() ? NULL : realloc(p, n ? n : 1);
     if (!q) return nb__err("out of memory (%zu bytes)", n);
-    nb__tls *T = nb__T();
+    nb__thread_state *T = nb__thread();
     if (!T->initialised) tls_init(T);
-    T->stats.system_allocs++;
+    T->mem.stats.system_allocs++;
     return q;
 }
 
@@ -130,45 +155,50 @@ int nb__grow(void **arr, size_t *cap, size_t need, size_t elem) {
  * (so at most 25% is wasted).  Freed blocks go onto the freeing thread's list
  * of their class and are reused, so a training loop stops calling malloc once
  * it has seen one step. */
-static void *block_get(nb__tls *T, int cls, size_t bytes) {
+static void *block_get_raw(nb__thread_state *T, int cls, size_t bytes);
+static void *block_get(nb__thread_state *T, int cls, size_t bytes) {
     if (fail_now()) return nb__err("out of memory (%zu bytes)", bytes);
-    void *b = T->free_list[cls];
+    return block_get_raw(T, cls, bytes);
+}
+/* (without failure injection: for the name record, whose failure nb_name survives) */
+static void *block_get_raw(nb__thread_state *T, int cls, size_t bytes) {
+    void *b = T->mem.free_list[cls];
     if (b) {
-        T->free_list[cls] = *(void **)b;
+        T->mem.free_list[cls] = *(void **)b;
         return b;
     }
     if (posix_memalign(&b, 64, bytes) != 0) return nb__err("out of memory (%zu bytes)", bytes);
     if (!T->initialised) tls_init(T);
-    T->stats.system_allocs++;
+    T->mem.stats.system_allocs++;
     return b;
 }
 
-static void block_put(nb__tls *T, void *b, int cls) {
+static void block_put(nb__thread_state *T, void *b, int cls) {
     if (!T->initialised) tls_init(T); /* a block made by another thread */
-    *(void **)b = T->free_list[cls];
-    T->free_list[cls] = b;
+    *(void **)b = T->mem.free_list[cls];
+    T->mem.free_list[cls] = b;
 }
 
 void nb_trim(void) {
-    nb__tls *T = nb__T();
+    nb__thread_state *T = nb__thread();
     for (int c = 0; c < NB__NCLASS; c++) {
-        void *b = T->free_list[c];
+        void *b = T->mem.free_list[c];
         while (b) {
             void *next = *(void **)b;
             free(b);
             b = next;
         }
-        T->free_list[c] = NULL;
+        T->mem.free_list[c] = NULL;
     }
 }
 
 void nb_memory_stats(nb_mem_stats *out) {
     if (!out) return;
-    nb__tls *T = nb__T();
-    *out = T->stats;
+    nb__thread_state *T = nb__thread();
+    *out = T->mem.stats;
     out->cached_bytes = 0; /* counted here, off the hot path */
     for (int c = 0; c < NB__NCLASS; c++)
-        for (void *b = T->free_list[c]; b; b = *(void **)b) out->cached_bytes += (int64_t)nb__class_bytes(c);
+        for (void *b = T->mem.free_list[c]; b; b = *(void **)b) out->cached_bytes += (int64_t)nb__class_bytes(c);
 }
 
 bool nb__shape_ok(const char *who, int ndim, const int64_t *shape, int64_t *numel) {
@@ -208,7 +238,7 @@ bool nb__shape_ok(const char *who, int ndim, const int64_t *shape, int64_t *nume
 
 static nb_tensor *alloc_header(const char *who, int ndim, const int64_t *shape, size_t data_bytes,
                                int64_t numel) {
-    nb__tls *T = nb__T();
+    nb__thread_state *T = nb__thread();
     int cls = nb__size_class(NB__HDR + data_bytes);
     size_t cb = nb__class_bytes(cls);
     nb_tensor *t = block_get(T, cls, cb);
@@ -254,12 +284,12 @@ nb_tensor *nb__alloc_external(const char *who, int ndim, const int64_t *shape, d
  * pointer (freeing a block needs only its class, flags and storage), so a chain of a million nodes is freed without recursion and without
  * allocating. */
 static void free_block(nb_tensor *t) {
-    nb__tls *T = nb__T();
+    nb__thread_state *T = nb__thread();
     nb__storage *st = nb__storage_of(t);
     if (st && --st->refcount == 0 && st->destroy) st->destroy(st);
     int cls = t->size_class;
-    T->stats.live_tensors--;
-    T->stats.live_bytes -= (int64_t)nb__class_bytes(cls);
+    T->mem.stats.live_tensors--;
+    T->mem.stats.live_bytes -= (int64_t)nb__class_bytes(cls);
     block_put(T, t, cls);
 }
 
@@ -268,22 +298,56 @@ nb_tensor *nb_retain(nb_tensor *t) {
     return t;
 }
 
+/* Pushes c onto the dead list when its count reaches 0. */
+static inline void unref_into(nb_tensor *c, nb_tensor **dead) {
+    if (c && --c->refcount == 0) {
+        c->data = (double *)(void *)*dead;
+        *dead = c;
+    }
+}
+
 void nb__free_dead(nb_tensor *t) {
     t->data = NULL;
     nb_tensor *dead = t;
     while (dead) {
         nb_tensor *x = dead;
         dead = (nb_tensor *)(void *)x->data;
-        nb_tensor *kids[NB__MAX_IN + 3] = {x->in[0], x->in[1], x->in[2], x->grad, x->tangent, x->gacc};
+        nb_tensor *kids[NB__MAX_IN + 3] = {x->in[0], x->in[1], x->in[2], x->grad, x->tangent, x->accum};
+        nb__aux *a = x->aux;
         free_block(x);
-        for (int i = 0; i < NB__MAX_IN + 3; i++) {
-            nb_tensor *c = kids[i];
-            if (c && --c->refcount == 0) {
-                c->data = (double *)(void *)dead;
-                dead = c;
-            }
+        for (int i = 0; i < NB__MAX_IN + 3; i++) unref_into(kids[i], &dead);
+        if (a) { /* the side record: what it holds, then its state and its block */
+            for (int i = 0; i < a->nheld; i++) unref_into(a->held[i], &dead);
+            if (a->destroy) a->destroy(a->state);
+            nb__thread_state *T = nb__thread();
+            T->mem.stats.live_bytes -= (int64_t)nb__class_bytes(a->size_class);
+            block_put(T, a, a->size_class);
         }
     }
+}
+
+/* ---- side records ----------------------------------------------------------------- */
+static nb__aux *aux_make(nb_tensor *t, size_t data_bytes, int nheld, bool injectable) {
+    if (t->aux) return t->aux;
+    nb__thread_state *T = nb__thread();
+    size_t bytes = sizeof(nb__aux) + data_bytes + (size_t)nheld * sizeof(nb_tensor *);
+    int cls = nb__size_class(bytes);
+    nb__aux *a = injectable ? block_get(T, cls, nb__class_bytes(cls))
+                            : block_get_raw(T, cls, nb__class_bytes(cls));
+    if (!a) return NULL;
+    memset(a, 0, sizeof *a);
+    a->size_class = (uint8_t)cls;
+    a->held = (nb_tensor **)(void *)(a->data + ((data_bytes + 15) & ~(size_t)15));
+    a->nheld = nheld;
+    for (int i = 0; i < nheld; i++) a->held[i] = NULL;
+    T->mem.stats.live_bytes += (int64_t)nb__class_bytes(cls);
+    if (T->mem.stats.live_bytes > T->mem.stats.peak_bytes) T->mem.stats.peak_bytes = T->mem.stats.live_bytes;
+    t->aux = a;
+    return a;
+}
+
+nb__aux *nb__aux_of(nb_tensor *t, size_t data_bytes, int nheld) {
+    return aux_make(t, data_bytes, nheld, true);
 }
 
 void nb_release(nb_tensor *t) { nb__unref(t); }
@@ -291,21 +355,21 @@ void nb_release(nb_tensor *t) { nb__unref(t); }
 /* ---- scopes ------------------------------------------------------------------ */
 nb_tensor *nb__pool_slow(nb_tensor *t) {
     if (!t) return NULL;
-    nb__tls *T = nb__T();
-    if (T->pool_len == T->pool_cap &&
-        nb__grow((void **)&T->pool, &T->pool_cap, T->pool_len + 1, sizeof *T->pool) != 0) {
+    nb__thread_state *T = nb__thread();
+    if (T->pool.len == T->pool.cap &&
+        nb__grow((void **)&T->pool.slot, &T->pool.cap, T->pool.len + 1, sizeof *T->pool.slot) != 0) {
         nb_release(t);
         return NULL;
     }
-    T->pool[T->pool_len++] = t;
+    T->pool.slot[T->pool.len++] = t;
     return t;
 }
 
-size_t nb_scope_begin(void) { return nb__T()->pool_len; }
+size_t nb_scope_begin(void) { return nb__thread()->pool.len; }
 
 void nb_scope_end(size_t mark) {
-    nb__tls *T = nb__T();
-    while (T->pool_len > mark) nb__unref(T->pool[--T->pool_len]);
+    nb__thread_state *T = nb__thread();
+    while (T->pool.len > mark) nb__unref(T->pool.slot[--T->pool.len]);
 }
 
 void nb_cleanup(void) {
@@ -314,28 +378,51 @@ void nb_cleanup(void) {
 }
 
 /* ---- names ------------------------------------------------------------------- */
-void nb_names_reset(void) { memset(nb__T()->counts, 0, sizeof nb__T()->counts); }
+void nb_names_reset(void) { memset(nb__thread()->counts, 0, sizeof nb__thread()->counts); }
 
 const char *nb_name(const nb_tensor *t) {
-    if (!t) return nb__err("name: NULL tensor");
+    if (!t) return nb__thread()->error.set ? NULL : nb__err("name: NULL tensor");
     nb_tensor *m = (nb_tensor *)t; /* the name is a cache, formatted on demand */
-    if (m->name_kind != NB__NAME_CUSTOM && !m->name[0]) {
-        const char *op = nb__ops[m->name_op].name;
+    if (m->name_kind == NB__NAME_AUX) return m->aux->name;
+    size_t had_error = nb__thread()->error.set;
+    nb__aux *a = aux_make(m, 0, 0, false);
+    if (!a && !had_error) nb_clear_error(); /* (nb_name does not fail: see below) */
+    if (!a) { /* no memory for the record: the name, in a buffer of this thread's */
+        static _Thread_local char fallback[64];
         if (m->name_kind == NB__NAME_GRAD)
-            snprintf(m->name, sizeof m->name, "%s_grad", op);
+            snprintf(fallback, sizeof fallback, "%s_grad", nb__op_names[m->name_k]);
         else
-            snprintf(m->name, sizeof m->name, "%s:%u", op, m->name_k);
+            snprintf(fallback, sizeof fallback, "%s:%u", nb__op_names[m->op], m->name_k);
+        return fallback;
     }
-    return m->name;
+    if (m->name_kind == NB__NAME_GRAD)
+        snprintf(a->name, sizeof a->name, "%s_grad", nb__op_names[m->name_k]);
+    else
+        snprintf(a->name, sizeof a->name, "%s:%u", nb__op_names[m->op], m->name_k);
+    m->name_kind = NB__NAME_AUX;
+    return a->name;
+}
+
+void nb__name_as_grad(nb_tensor *g, const nb_tensor *owner) {
+    g->name_kind = NB__NAME_GRAD;
+    g->name_k = owner->name_kind == NB__NAME_GRAD ? owner->name_k : owner->op;
+    if (owner->op == NB__OP_CUSTOM && owner->aux && owner->aux->fn) { /* "<its name>_grad" */
+        nb__aux *a = nb__aux_of(g, 0, 0);
+        if (!a) return; /* (then "custom_grad") */
+        snprintf(a->name, sizeof a->name, "%s_grad", ((const nb_function *)owner->aux->fn)->name);
+        g->name_kind = NB__NAME_AUX;
+    }
 }
 
 void nb_set_name(nb_tensor *t, const char *name) {
     if (!t || !name) {
-        nb__err("set_name: NULL argument");
+        if (!nb__thread()->error.set) nb__err("set_name: NULL argument");
         return;
     }
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->name_kind = NB__NAME_CUSTOM;
+    nb__aux *a = nb__aux_of(t, 0, 0);
+    if (!a) return;
+    snprintf(a->name, sizeof a->name, "%s", name);
+    t->name_kind = NB__NAME_AUX;
 }
 
 /* ---- creation -------------------------------------------------------------- */
@@ -423,10 +510,17 @@ nb_tensor *nb_randn(int ndim, const int64_t *shape, uint64_t seed) {
 
 nb_tensor *nb_copy(const nb_tensor *src) {
     if (!src) {
-        if (!nb__T()->has_error) nb__err("copy: NULL argument 1");
+        if (!nb__thread()->error.set) nb__err("copy: NULL argument 1");
         return NULL;
     }
     return nb_new(src->data, src->ndim, src->shape);
+}
+
+nb_tensor *nb_detach(nb_tensor *a) {
+    if (nb__null_args("detach", 1, &a)) return NULL;
+    nb_tensor *t = nb__unrecorded(NB__OP_DETACH, a);
+    if (t && t->numel) memcpy(t->data, a->data, (size_t)a->numel * sizeof(double));
+    return t;
 }
 
 nb_tensor *nb__const(int ndim, const int64_t *shape, double value) {
@@ -447,7 +541,12 @@ int nb_ndim(const nb_tensor *t) { return t ? t->ndim : -1; }
 const int64_t *nb_shape(const nb_tensor *t) { return t ? t->shape : NULL; }
 int64_t nb_numel(const nb_tensor *t) { return t ? t->numel : -1; }
 const double *nb_data(const nb_tensor *t) { return t ? t->data : NULL; }
-double *nb_data_mut(nb_tensor *t) { return t ? t->data : NULL; }
+double *nb_data_mut(nb_tensor *t) {
+    if (!t) return NULL;
+    t->version++; /* a node recorded before this change can no longer be differentiated */
+    atomic_store_explicit(&nb__mutated, true, memory_order_relaxed);
+    return t->data;
+}
 bool nb_requires_grad(const nb_tensor *t) { return t && (t->flags & NB__REQ); }
 bool nb_is_leaf(const nb_tensor *t) { return t && t->nin == 0; }
 int nb_num_parents(const nb_tensor *t) { return t ? t->nin : 0; }
@@ -467,7 +566,7 @@ void nb_set_requires_grad(nb_tensor *t, bool on) {
 
 double nb_item(const nb_tensor *t) {
     if (!t) {
-        if (!nb__T()->has_error) nb__err("item: NULL argument 1");
+        if (!nb__thread()->error.set) nb__err("item: NULL argument 1");
         return NAN;
     }
     if (t->numel != 1) {

@@ -49,7 +49,7 @@ static void check_failure_msg(const char *scenario, int64_t n) {
 
 /* disarms the hook; true when the armed failure happened */
 static bool disarm(void) {
-    bool fired = nb__T()->fail_countdown == 0;
+    bool fired = nb__fail_alloc_fired();
     nb__fail_alloc_after(0);
     return fired;
 }

@@ -278,10 +278,10 @@ static void test_errors(void) {
         FILE *null = fopen("/dev/null", "w");
         if (!null) break;
         nb_clear_error();
-        nb__T()->fail_countdown = k;
+        nb__fail_alloc_after(k);
         int r = nb_dot(x, null);
-        bool injected = nb__T()->fail_countdown == 0;
-        nb__T()->fail_countdown = 0;
+        bool injected = nb__fail_alloc_fired();
+        nb__fail_alloc_after(0);
         fclose(null);
         if (!injected) {
             CHECK(r == 0);

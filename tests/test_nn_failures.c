@@ -101,10 +101,10 @@ int main(void) {
     for (int k = 1; k <= 400; k++) {
         nb_trim(); /* an empty block cache: tensors allocate too */
         nb_clear_error();
-        nb__T()->fail_countdown = k;
+        nb__fail_alloc_after(k);
         int rc = pipeline();
-        bool hit = nb__T()->fail_countdown == 0;
-        nb__T()->fail_countdown = 0;
+        bool hit = nb__fail_alloc_fired();
+        nb__fail_alloc_after(0);
         if (rc == 0) successes++;
         else {
             failures++;

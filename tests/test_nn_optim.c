@@ -144,10 +144,10 @@ static void test_errors(void) {
     /* failure injection while allocating the state: -1, parameters unchanged */
     nb_optim *o = nb_adam_new(P, 0.1, 0.9, 0.999, 1e-8, 0);
     nb_params_grad(P)[0] = 1;
-    nb__T()->fail_countdown = 1;
+    nb__fail_alloc_after(1);
     nb_clear_error();
     CHECK(nb_optim_step(o) == -1 && has(nb_last_error(), "out of memory"));
-    nb__T()->fail_countdown = 0;
+    nb__fail_alloc_after(0);
     CHECK(nb_params_data(P)[0] == 1.0 && nb_optim_steps(o) == 0);
     CHECK(nb_optim_step(o) == 0 && nb_params_data(P)[0] < 1.0);
     nb_optim_free(o);

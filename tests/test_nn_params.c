@@ -98,9 +98,9 @@ static void test_failures(void) {
     nb_params_data(P)[2] = 42;
     int failed = 0, ok = 0;
     for (int k = 1; k < 40 && !ok; k++) {
-        nb__T()->fail_countdown = k;
+        nb__fail_alloc_after(k);
         nb_mlp *m = nb_mlp_new(P, "m", 3, (int64_t[]){300, 20, 4}, NB_ACT_RELU, NB_INIT_AUTO, 1);
-        nb__T()->fail_countdown = 0;
+        nb__fail_alloc_after(0);
         if (m) {
             ok = 1;
             CHECK(nb_params_count(P) == 5 && nb_params_numel(P) == 5 + 300 * 20 + 20 + 20 * 4 + 4);

@@ -56,7 +56,7 @@ static bool msg_ok(const char *m, const char *who) {
         int64_t l0_ = live();                                                                \
         nb__fail_alloc_after(1);                                                             \
         void *r_ = (void *)(expr);                                                           \
-        bool untouched_ = nb__T()->fail_countdown == 1;                                      \
+        bool untouched_ = nb__fail_alloc_left() == 1;                                      \
         nb__fail_alloc_after(0);                                                             \
         const char *m_ = nb_last_error();                                                    \
         CHECK(r_ == NULL);                                                                   \

@@ -101,16 +101,6 @@ static void core_job(job *j) {
         rec_name(j, loss);
         rec(j, nb_item(loss));
         if (nb_backward(loss, NULL) != 0) j->errors++;
-        for (int k = 0; k < 4; k++) {
-            double *w = nb_data_mut(P[k]);
-            nb_tensor *g = nb_grad(P[k]);
-            if (!g) {
-                j->errors++;
-                continue;
-            }
-            for (int64_t i = 0; i < nb_numel(P[k]); i++) w[i] -= 0.05 * nb_data(g)[i];
-            nb_zero_grad(P[k]);
-        }
         if (it % 8 == 3) {
             /* double backward: d/dW2 |d loss / d W2|^2 */
             nb_tensor *g = NULL, *hh = NULL;
@@ -133,6 +123,18 @@ static void core_job(job *j) {
                 strncmp(nb_last_error(), "add:", 4) != 0)
                 j->errors++;
             nb_clear_error();
+        }
+        /* the update, after every use of this step's graph (a mutation before
+           a later backward would be refused) */
+        for (int k = 0; k < 4; k++) {
+            double *w = nb_data_mut(P[k]);
+            nb_tensor *g = nb_grad(P[k]);
+            if (!g) {
+                j->errors++;
+                continue;
+            }
+            for (int64_t i = 0; i < nb_numel(P[k]); i++) w[i] -= 0.05 * nb_data(g)[i];
+            nb_zero_grad(P[k]);
         }
         if (it % 16 == 5) {
             nb_tensor *v = nb_randn(1, (int64_t[]){5}, (uint64_t)(id + it));

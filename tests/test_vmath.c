@@ -26,7 +26,7 @@
  * NB_VMATH_POINTS=<n> in the environment sets the number of random points;
  * the sanitizer builds use fewer by default.
  */
-#include "util/vmath.h"
+#include "kernels/vmath.h"
 
 #include "check.h"
 

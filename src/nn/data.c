@@ -160,8 +160,8 @@ nb_tensor *nb_idx_read(const char *path) {
     }
     t = nb__data_tensor("idx_read", ndim, shape);
     if (!t) { /* say which file */
-        char msg[sizeof nb__T()->error];
-        memcpy(msg, nb__T()->error, sizeof msg);
+        char msg[sizeof nb__thread()->error.msg];
+        memcpy(msg, nb__thread()->error.msg, sizeof msg);
         msg[sizeof msg - 1] = 0;
         nb__err("%s (in %s)", msg, path);
         goto out;

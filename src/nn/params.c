@@ -146,8 +146,7 @@ nb_tensor *nb_params_add(nb_params *p, const char *name, int ndim, const int64_t
     memset(t->data, 0, (size_t)numel * sizeof(double));
     memset(g->data, 0, (size_t)numel * sizeof(double));
     nb_set_name(t, name);
-    g->name_kind = NB__NAME_GRAD;
-    g->name_op = NB__OP_IN;
+    nb__name_as_grad(g, t);
     t->grad = g;              /* t owns g's reference */
     t->flags |= NB__REQ;
     nb__param_entry *e = &p->e[p->n++];

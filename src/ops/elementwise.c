@@ -9,8 +9,9 @@
  * create_graph and by forward mode) and f''(x) as an expression (the
  * gradient rule of unary_grad itself, so even the fused kernel has one).
  */
-#include "internal.h"
-#include "util/vmath.h"
+#include "engine.h"
+#include "kernels/kernels.h"
+#include "kernels/vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -93,8 +94,9 @@ enum { K_ADD, K_SUB, K_MUL, K_DIV, K_MAX, K_MASK_GT };
 /* Large element-wise work is split over nb_set_num_threads() threads. */
 #define EW_GRAIN 65536 /* elements a thread must have before it is worth starting */
 
+enum { EW_BINARY, EW_UNARY, EW_UNARY_GRAD, EW_UNARY_GRAD_ADD /* adding into o */ };
 typedef struct {
-    int kind; /* 0 binary, 1 unary, 2 unary_grad (3: adding into o) */
+    int kind; /* EW_... */
     int k;
     int mode; /* binary: 0 both advance, 1 b is one element, 2 a is */
     nb__op op;
@@ -122,18 +124,24 @@ static void binary_range(int k, int mode, const bcast *itp, double *O, const dou
 static void unary_kernel(nb__op op, double p, double *o, const double *a, int64_t n);
 static void unary_grad_kernel(nb__op op, double p, double *o, const double *g, const double *x,
                               const double *y, int64_t n, bool add);
-static void run_unary_grad(nb__op sub, double p, double *o, const double *g, const double *x,
+static void run_unary_grad(nb__op op, double p, double *o, const double *g, const double *x,
                            const double *y, int64_t n, bool add);
 
 static void ew_chunk(int64_t lo, int64_t hi, void *ctx) {
     ew_job *j = ctx;
     int64_t n = hi - lo;
-    if (j->kind == 1) unary_kernel(j->op, j->p, j->o + lo, j->a + lo, n);
-    else if (j->kind >= 2)
-        unary_grad_kernel(j->op, j->p, j->o + lo, j->a + lo, j->b + lo, j->c + lo, n, j->kind == 3);
-    else {
+    switch (j->kind) {
+    case EW_UNARY: unary_kernel(j->op, j->p, j->o + lo, j->a + lo, n); break;
+    case EW_UNARY_GRAD:
+    case EW_UNARY_GRAD_ADD:
+        unary_grad_kernel(j->op, j->p, j->o + lo, j->a + lo, j->b + lo, j->c + lo, n,
+                          j->kind == EW_UNARY_GRAD_ADD);
+        break;
+    case EW_BINARY: {
         int m = j->mode;
         binary_range(j->k, m, NULL, j->o + lo, m == 2 ? j->a : j->a + lo, m == 1 ? j->b : j->b + lo, n);
+        break;
+    }
     }
 }
 
@@ -159,7 +167,7 @@ static void binary_kernel(int k, nb_tensor *o, const nb_tensor *a, const nb_tens
         binary_range(k, 3, &it, o->data, a->data, b->data, o->numel);
         return;
     }
-    ew_job j = {.kind = 0, .k = k, .mode = mode, .o = o->data, .a = a->data, .b = b->data};
+    ew_job j = {.kind = EW_BINARY, .k = k, .mode = mode, .o = o->data, .a = a->data, .b = b->data};
     ew_run(&j, o->numel, EW_GRAIN);
 }
 
@@ -208,35 +216,35 @@ void nb__add_inplace(nb_tensor *dst, const nb_tensor *src) {
         for (int64_t i = 0; i < dst->numel; i++) d[i] += s[i];
         return;
     }
-    ew_job j = {.kind = 0, .k = K_ADD, .mode = 0, .o = dst->data, .a = dst->data, .b = src->data};
+    ew_job j = {.kind = EW_BINARY, .k = K_ADD, .mode = 0, .o = dst->data, .a = dst->data, .b = src->data};
     ew_run(&j, dst->numel, EW_GRAIN);
 }
 
-nb_tensor *nb__bto(nb_tensor *t, const nb_tensor *like) {
+nb_tensor *nb__broadcast_like(nb_tensor *t, const nb_tensor *like) {
     if (!t || nb__same_shape(t, like)) return t;
     return nb_broadcast_to(t, like->ndim, like->shape);
 }
 
 /* ---- binary rules ---------------------------------------------------------------
  * The engine sums each result back to its input's shape (unbroadcast). */
-int nb__vjp_add(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
-    gin[0] = need[0] ? g : NULL; /* d(a+b)/da = 1 */
-    gin[1] = need[1] ? g : NULL;
+int nb__vjp_add(nb__rule *r) {
+    r->gin[0] = r->need[0] ? r->g : NULL; /* d(a+b)/da = 1 */
+    r->gin[1] = r->need[1] ? r->g : NULL;
     return 0;
 }
 nb_tensor *nb__jvp_add(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
     if (tin[0] && tin[1]) return nb_add(tin[0], tin[1]);
-    return nb__bto(tin[0] ? tin[0] : tin[1], out);
+    return nb__broadcast_like(tin[0] ? tin[0] : tin[1], out);
 }
 
-int nb__vjp_sub(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
-    gin[0] = need[0] ? g : NULL;
-    gin[1] = need[1] ? nb_neg(g) : NULL; /* d(a-b)/db = -1 */
-    return nb__rule_ok(2, need, gin);
+int nb__vjp_sub(nb__rule *r) {
+    r->gin[0] = r->need[0] ? r->g : NULL;
+    r->gin[1] = r->need[1] ? nb_neg(r->g) : NULL; /* d(a-b)/db = -1 */
+    return nb__rule_ok(r);
 }
 nb_tensor *nb__jvp_sub(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
     if (tin[0] && tin[1]) return nb_sub(tin[0], tin[1]);
-    return nb__bto(tin[0] ? tin[0] : nb_neg(tin[1]), out);
+    return nb__broadcast_like(tin[0] ? tin[0] : nb_neg(tin[1]), out);
 }
 
 /* A plain backward of a product of equal shapes: both gradients in one pass. */
@@ -270,39 +278,40 @@ static void prod2_chunk(int64_t lo, int64_t hi, void *ctx) {
         for (int64_t i = lo; i < hi; i++) gb[i] = g[i] * a[i];
 }
 
-int nb__vjp_prod(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
-    nb_tensor *a = out->in[0], *b = out->in[1];
-    if (!cg && nb__same_shape(a, b)) {
-        /* b's gradient g*a may go straight into b's accumulator */
-        nb_tensor *accb = need[1] ? nb__acc_into(1) : NULL;
-        gin[1] = need[1] && !accb ? nb__plain(NB__OP_PROD, b) : NULL;
-        gin[0] = need[0] ? nb__grad_buffer(NB__OP_PROD, g, a) : NULL;
+int nb__vjp_prod(nb__rule *r) {
+    nb_tensor *a = r->in[0], *b = r->in[1], *g = r->g, **gin = r->gin;
+    const bool *need = r->need;
+    if (!r->create_graph && nb__same_shape(a, b)) {
+        /* both gradients in one pass; b's g*a may go straight into b's accumulator */
+        nb_tensor *accb = need[1] ? r->acc[1] : NULL;
+        gin[1] = need[1] && !accb ? nb__unrecorded(NB__OP_PROD, b) : NULL;
+        gin[0] = need[0] ? nb__rule_buffer(r, NB__OP_PROD, a) : NULL;
         if ((need[0] && !gin[0]) || (need[1] && !accb && !gin[1])) return -1;
         prod2_job j = {gin[0] ? gin[0]->data : NULL, accb ? accb->data : gin[1] ? gin[1]->data : NULL,
                        g->data, a->data, b->data, accb != NULL};
-        if (accb) nb__acc_done(1);
+        r->done[1] = accb != NULL;
         if (a->numel >= EW_GRAIN && nb__num_threads() > 1)
             nb__parallel_for(a->numel, EW_GRAIN / 2, prod2_chunk, &j);
         else
             prod2_chunk(0, a->numel, &j);
         return 0;
     }
-    gin[0] = need[0] ? nb_prod(g, out->in[1]) : NULL; /* d(ab)/da = b */
-    gin[1] = need[1] ? nb_prod(g, out->in[0]) : NULL; /* d(ab)/db = a */
-    return nb__rule_ok(2, need, gin);
+    gin[0] = need[0] ? nb_prod(g, b) : NULL; /* d(ab)/da = b */
+    gin[1] = need[1] ? nb_prod(g, a) : NULL; /* d(ab)/db = a */
+    return nb__rule_ok(r);
 }
 nb_tensor *nb__jvp_prod(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
     nb_tensor *t0 = tin[0] ? nb_prod(tin[0], in[1]) : NULL;
     nb_tensor *t1 = tin[1] ? nb_prod(in[0], tin[1]) : NULL;
     if (tin[0] && tin[1]) return nb_add(t0, t1);
-    return nb__bto(t0 ? t0 : t1, out);
+    return nb__broadcast_like(t0 ? t0 : t1, out);
 }
 
-int nb__vjp_div(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
-    nb_tensor *b = out->in[1];
-    gin[0] = need[0] ? nb_div(g, b) : NULL;                      /* d(a/b)/da = 1/b    */
-    gin[1] = need[1] ? nb_neg(nb_div(nb_prod(g, out), b)) : NULL; /* d(a/b)/db = -y/b   */
-    return nb__rule_ok(2, need, gin);
+int nb__vjp_div(nb__rule *r) {
+    nb_tensor *b = r->in[1], *g = r->g;
+    r->gin[0] = r->need[0] ? nb_div(g, b) : NULL;                        /* d(a/b)/da = 1/b  */
+    r->gin[1] = r->need[1] ? nb_neg(nb_div(nb_prod(g, r->out), b)) : NULL; /* d(a/b)/db = -y/b */
+    return nb__rule_ok(r);
 }
 nb_tensor *nb__jvp_div(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
     /* (ta - (a/b) tb) / b */
@@ -311,48 +320,28 @@ nb_tensor *nb__jvp_div(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *t
         nb_tensor *t = nb_prod(nb_div(in[0], in[1]), tin[1]);
         num = num ? nb_sub(num, t) : nb_neg(t);
     }
-    return nb__bto(nb_div(num, in[1]), out);
+    return nb__broadcast_like(nb_div(num, in[1]), out);
 }
 
-int nb__vjp_maximum(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
+int nb__vjp_maximum(nb__rule *r) {
     /* the gate routes g to the larger input; a tie sends half to each */
-    nb_tensor *a = out->in[0], *b = out->in[1];
-    gin[0] = need[0] ? nb_prod(g, nb__mask_gt(a, b)) : NULL;
-    gin[1] = need[1] ? nb_prod(g, nb__mask_gt(b, a)) : NULL;
-    return nb__rule_ok(2, need, gin);
+    nb_tensor *a = r->in[0], *b = r->in[1];
+    r->gin[0] = r->need[0] ? nb_prod(r->g, nb__mask_gt(a, b)) : NULL;
+    r->gin[1] = r->need[1] ? nb_prod(r->g, nb__mask_gt(b, a)) : NULL;
+    return nb__rule_ok(r);
 }
 nb_tensor *nb__jvp_maximum(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
     nb_tensor *t0 = tin[0] ? nb_prod(tin[0], nb__mask_gt(in[0], in[1])) : NULL;
     nb_tensor *t1 = tin[1] ? nb_prod(tin[1], nb__mask_gt(in[1], in[0])) : NULL;
     if (tin[0] && tin[1]) return nb_add(t0, t1);
-    return nb__bto(t0 ? t0 : t1, out);
+    return nb__broadcast_like(t0 ? t0 : t1, out);
 }
 
-/* ---- unary ops: the formulas ------------------------------------------------------ */
-
-static void unary_kernel(nb__op op, double p, double *o, const double *a, int64_t n) {
-    switch (op) {
-    case NB__OP_NEG: for (int64_t i = 0; i < n; i++) o[i] = -a[i]; break;
-    case NB__OP_SCALE: for (int64_t i = 0; i < n; i++) o[i] = p * a[i]; break;
-    case NB__OP_SIN: for (int64_t i = 0; i < n; i++) o[i] = sin(a[i]); break;
-    case NB__OP_COS: for (int64_t i = 0; i < n; i++) o[i] = cos(a[i]); break;
-    case NB__OP_EXP: nb__exp_n(o, a, n); break;                /* vectorised, <= 1 ulp */
-    case NB__OP_LOG: for (int64_t i = 0; i < n; i++) o[i] = log(a[i]); break;
-    case NB__OP_SQRT: for (int64_t i = 0; i < n; i++) o[i] = sqrt(a[i]); break;
-    case NB__OP_SQUARE: for (int64_t i = 0; i < n; i++) o[i] = a[i] * a[i]; break;
-    case NB__OP_POW:
-        if (p == 2.0) for (int64_t i = 0; i < n; i++) o[i] = a[i] * a[i];
-        else if (p == 1.0) for (int64_t i = 0; i < n; i++) o[i] = a[i];
-        else for (int64_t i = 0; i < n; i++) o[i] = pow(a[i], p);
-        break;
-    case NB__OP_RELU: /* NaN stays NaN, like numpy's maximum(x, 0) */
-        for (int64_t i = 0; i < n; i++) o[i] = (a[i] > 0 || a[i] != a[i]) ? a[i] : 0.0;
-        break;
-    case NB__OP_SIGMOID: nb__sigmoid_n(o, a, n); break;        /* vectorised, <= 2 ulp */
-    case NB__OP_TANH: nb__tanh_n(o, a, n); break;              /* vectorised, <= 1 ulp */
-    default: break;
-    }
-}
+/* ---- unary ops, generated from unary.def -------------------------------------------
+ * Each row gives f, g f'(x) (the fused kernel of a plain backward: one pass,
+ * one allocation, or none when it can add into the accumulator), f'(x) as
+ * differentiable ops (create_graph and forward mode) and f''(x) as ops (the
+ * rule of the fused kernel itself, so even it has one). */
 
 /* g where x > 0, else +0 (x NaN included): relu's gate as bit operations,
    so that the loop has no data-dependent branch to mispredict */
@@ -364,99 +353,101 @@ static inline double relu_gate(double g, double x) {
     return g;
 }
 
-/* o = g * f'(x), or o += g * f'(x) with add, where y = f(x) is at hand */
-#define UG(EXPR)                                                               \
-    do {                                                                       \
-        if (add)                                                               \
-            for (int64_t i = 0; i < n; i++) o[i] += (EXPR);                    \
-        else                                                                   \
-            for (int64_t i = 0; i < n; i++) o[i] = (EXPR);                     \
-    } while (0)
-static void unary_grad_kernel(nb__op op, double p, double *o, const double *g, const double *x,
-                              const double *y, int64_t n, bool add) {
+static void unary_kernel(nb__op op, double p, double *o, const double *a, int64_t n) {
+    void (*vec_)(double *, const double *, int64_t); /* a row's array kernel, if any */
     switch (op) {
-    case NB__OP_NEG: UG(-g[i]); break;
-    case NB__OP_SCALE: UG(p * g[i]); break;
-    case NB__OP_SIN: UG(g[i] * cos(x[i])); break;
-    case NB__OP_COS: UG(-g[i] * sin(x[i])); break;
-    case NB__OP_EXP: UG(g[i] * y[i]); break;
-    case NB__OP_LOG: UG(g[i] / x[i]); break;
-    case NB__OP_SQRT: UG(g[i] * 0.5 / y[i]); break;
-    case NB__OP_SQUARE: UG(2.0 * g[i] * x[i]); break;
-    case NB__OP_POW:
-        if (p == 2.0) UG(2.0 * g[i] * x[i]);
-        else if (p == 0.0) UG(g[i] * 0.0); /* x^0 = 1: not 0 * 0^-1 */
-        else UG(g[i] * p * pow(x[i], p - 1.0));
-        break;
-    case NB__OP_RELU: UG(relu_gate(g[i], x[i])); break;
-    case NB__OP_SIGMOID: UG(g[i] * y[i] * (1.0 - y[i])); break;
-    case NB__OP_TANH: UG(g[i] * (1.0 - y[i] * y[i])); break;
-    default: break;
+#define NB_UNARY(ID, name, param, lin, f, vec, gfp, fp, fpp)                                 \
+    case NB__OP_##ID:                                                                      \
+        if ((vec_ = vec) != NULL)                                                          \
+            vec_(o, a, n);                                                                 \
+        else                                                                               \
+            for (int64_t i = 0; i < n; i++) {                                              \
+                double x = a[i];                                                           \
+                o[i] = (f);                                                                \
+            }                                                                              \
+        return;
+#include "unary.def"
+#undef NB_UNARY
+    default: break; /* not a unary op (a caller's bug): NaN, never a plausible value */
+    }
+    for (int64_t i = 0; i < n; i++) o[i] = NAN;
+}
+
+/* o = g * f'(x), or o += g * f'(x) with add, where y = f(x) is at hand */
+static void unary_grad_kernel(nb__op op, double p, double *o, const double *G, const double *X,
+                              const double *Y, int64_t n, bool add) {
+    switch (op) {
+#define NB_UNARY(ID, name, param, lin, f, vec, gfp, fp, fpp)                                 \
+    case NB__OP_##ID:                                                                      \
+        if (add)                                                                           \
+            for (int64_t i = 0; i < n; i++) {                                              \
+                double g = G[i], x = X[i], y = Y[i];                                       \
+                (void)x, (void)y;                                                          \
+                o[i] += (gfp);                                                             \
+            }                                                                              \
+        else                                                                               \
+            for (int64_t i = 0; i < n; i++) {                                              \
+                double g = G[i], x = X[i], y = Y[i];                                       \
+                (void)x, (void)y;                                                          \
+                o[i] = (gfp);                                                              \
+            }                                                                              \
+        return;
+#include "unary.def"
+#undef NB_UNARY
+    default: break; /* not a unary op (a caller's bug): NaN, never a plausible value */
+    }
+    for (int64_t i = 0; i < n; i++) o[i] = NAN;
+}
+
+static bool unary_is_linear(nb__op op) {
+    switch (op) {
+#define NB_UNARY(ID, name, param, lin, ...) case NB__OP_##ID: return lin;
+#include "unary.def"
+#undef NB_UNARY
+    default: return false;
     }
 }
-#undef UG
 
-static nb_tensor *one(void) { return nb__const(0, NULL, 1.0); }
-
+/* the names the rows' f' and f'' use */
+static nb_tensor *lazy_f(nb_tensor **y, nb__op op, nb_tensor *x, double p) {
+    if (!*y) *y = nb__unary(op, x, p);
+    return *y;
+}
 static nb_tensor *relu_mask(nb_tensor *x) { /* 1 where x > 0: relu'(0) = 0 */
     nb_tensor *m = nb__const_like(x, 0.0);
     if (m)
         for (int64_t i = 0; i < x->numel; i++) m->data[i] = x->data[i] > 0 ? 1.0 : 0.0;
     return m;
 }
+#define Y lazy_f(&y, op, x, p)
+#define ZEROS(x) nb__const_like(x, 0.0)
+#define CONST(x, v) nb__const_like(x, v)
+#define ONE nb__const(0, NULL, 1.0)
 
 /* f'(x) as differentiable ops; y = f(x) when known (never in a JVP rule) */
 static nb_tensor *fprime(nb__op op, double p, nb_tensor *x, nb_tensor *y) {
     switch (op) {
-    case NB__OP_NEG: return nb__const_like(x, -1.0);
-    case NB__OP_SCALE: return nb__const_like(x, p);
-    case NB__OP_SIN: return nb_cos(x);                              /* sin' = cos         */
-    case NB__OP_COS: return nb_neg(nb_sin(x));                      /* cos' = -sin        */
-    case NB__OP_EXP: return y ? y : nb_exp(x);                      /* exp' = exp         */
-    case NB__OP_LOG: return nb_pow(x, -1.0);                        /* log' = 1/x         */
-    case NB__OP_SQRT: return nb_scale(nb_pow(x, -0.5), 0.5);        /* sqrt' = 1/(2 sqrt) */
-    case NB__OP_SQUARE: return nb_scale(x, 2.0);                    /* (x^2)' = 2x        */
-    case NB__OP_POW:                                                /* (x^p)' = p x^(p-1) */
-        return p == 0.0 ? nb__const_like(x, 0.0) : nb_scale(nb_pow(x, p - 1.0), p);
-    case NB__OP_RELU: return relu_mask(x);                          /* step, 0 at 0       */
-    case NB__OP_SIGMOID: {                                          /* s' = s (1 - s)     */
-        nb_tensor *s = y ? y : nb_sigmoid(x);
-        return nb_sub(s, nb_square(s));
-    }
-    case NB__OP_TANH: {                                             /* tanh' = 1 - tanh^2 */
-        nb_tensor *t = y ? y : nb_tanh(x);
-        return nb_sub(one(), nb_square(t));
-    }
-    default: return nb__err("%s: internal error: no derivative", nb__ops[op].name);
+#define NB_UNARY(ID, name, param, lin, f, vec, gfp, fp, fpp) case NB__OP_##ID: return (fp);
+#include "unary.def"
+#undef NB_UNARY
+    default: return nb__err("%s: internal error: not a unary op", nb__ops[op].name);
     }
 }
 
 /* f''(x) as differentiable ops (the rule of unary_grad) */
 static nb_tensor *fsecond(nb__op op, double p, nb_tensor *x) {
+    nb_tensor *y = NULL;
     switch (op) {
-    case NB__OP_NEG:
-    case NB__OP_SCALE:
-    case NB__OP_RELU: return nb__const_like(x, 0.0);
-    case NB__OP_SIN: return nb_neg(nb_sin(x));
-    case NB__OP_COS: return nb_neg(nb_cos(x));
-    case NB__OP_EXP: return nb_exp(x);
-    case NB__OP_LOG: return nb_neg(nb_pow(x, -2.0));                /* -1/x^2             */
-    case NB__OP_SQRT: return nb_scale(nb_pow(x, -1.5), -0.25);      /* -x^(-3/2) / 4      */
-    case NB__OP_SQUARE: return nb__const_like(x, 2.0);
-    case NB__OP_POW:
-        return p == 0.0 || p == 1.0 ? nb__const_like(x, 0.0)
-                                    : nb_scale(nb_pow(x, p - 2.0), p * (p - 1.0));
-    case NB__OP_SIGMOID: {                                          /* s (1-s) (1-2s)     */
-        nb_tensor *s = nb_sigmoid(x);
-        return nb_prod(nb_sub(s, nb_square(s)), nb_sub(one(), nb_scale(s, 2.0)));
-    }
-    case NB__OP_TANH: {                                             /* -2 t (1 - t^2)     */
-        nb_tensor *t = nb_tanh(x);
-        return nb_prod(nb_scale(t, -2.0), nb_sub(one(), nb_square(t)));
-    }
-    default: return nb__err("%s: internal error: no second derivative", nb__ops[op].name);
+#define NB_UNARY(ID, name, param, lin, f, vec, gfp, fp, fpp) case NB__OP_##ID: return (fpp);
+#include "unary.def"
+#undef NB_UNARY
+    default: return nb__err("%s: internal error: not a unary op", nb__ops[op].name);
     }
 }
+#undef Y
+#undef ZEROS
+#undef CONST
+#undef ONE
 
 /* ---- unary ops: constructors and rules ----------------------------------------- */
 nb_tensor *nb__unary(nb__op op, nb_tensor *a, double p) {
@@ -467,115 +458,96 @@ nb_tensor *nb__unary(nb__op op, nb_tensor *a, double p) {
     if (a->numel < EW_GRAIN / 2) {
         unary_kernel(op, p, o->data, a->data, a->numel);
     } else {
-        ew_job j = {.kind = 1, .op = op, .p = p, .o = o->data, .a = a->data};
+        ew_job j = {.kind = EW_UNARY, .op = op, .p = p, .o = o->data, .a = a->data};
         ew_run(&j, a->numel, EW_GRAIN / 4);
     }
     return nb__finish(o, 1, &a);
 }
 
-nb_tensor *nb_neg(nb_tensor *a) { return nb__unary(NB__OP_NEG, a, 0); }
+/* nb_<name>(a) for the rows without a parameter; nb_pow and nb_scale by hand */
+#define NB_UNARY_0(ID, name) \
+    nb_tensor *nb_##name(nb_tensor *a) { return nb__unary(NB__OP_##ID, a, 0); }
+#define NB_UNARY_1(ID, name)
+#define NB_UNARY(ID, name, param, ...) NB_UNARY_##param(ID, name)
+#include "unary.def"
+#undef NB_UNARY
+#undef NB_UNARY_0
+#undef NB_UNARY_1
 nb_tensor *nb_scale(nb_tensor *a, double c) { return nb__unary(NB__OP_SCALE, a, c); }
-nb_tensor *nb_sin(nb_tensor *a) { return nb__unary(NB__OP_SIN, a, 0); }
-nb_tensor *nb_cos(nb_tensor *a) { return nb__unary(NB__OP_COS, a, 0); }
-nb_tensor *nb_exp(nb_tensor *a) { return nb__unary(NB__OP_EXP, a, 0); }
-nb_tensor *nb_log(nb_tensor *a) { return nb__unary(NB__OP_LOG, a, 0); }
-nb_tensor *nb_sqrt(nb_tensor *a) { return nb__unary(NB__OP_SQRT, a, 0); }
-nb_tensor *nb_square(nb_tensor *a) { return nb__unary(NB__OP_SQUARE, a, 0); }
 nb_tensor *nb_pow(nb_tensor *a, double e) { return nb__unary(NB__OP_POW, a, e); }
-nb_tensor *nb_relu(nb_tensor *a) { return nb__unary(NB__OP_RELU, a, 0); }
-nb_tensor *nb_sigmoid(nb_tensor *a) { return nb__unary(NB__OP_SIGMOID, a, 0); }
-nb_tensor *nb_tanh(nb_tensor *a) { return nb__unary(NB__OP_TANH, a, 0); }
 
-/* One VJP for every unary op: g * f'(x).  A plain backward uses the fused
-   kernel; create_graph builds it from differentiable ops. */
-static int unary_vjp(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
-    nb__op op = (nb__op)out->op;
-    nb_tensor *x = out->in[0];
-    nb_tensor *acc = cg ? NULL : nb__acc_into(0);
-    if (acc) { /* x's accumulator += g * f'(x): no temporary */
-        run_unary_grad(op, out->p.f, acc->data, g->data, x->data, out->data, g->numel, true);
-        nb__acc_done(0);
-        return 0;
-    }
-    if (!cg) { /* g * f'(x) in one pass, over g itself when it was donated */
-        nb_tensor *o = nb__grad_buffer(NB__OP_UNARY_GRAD, g, x);
-        if (o) run_unary_grad(op, out->p.f, o->data, g->data, x->data, out->data, g->numel, false);
-        gin[0] = o;
-    } else if (op == NB__OP_NEG) gin[0] = nb_neg(g);          /* linear: the op itself */
-    else if (op == NB__OP_SCALE) gin[0] = nb_scale(g, out->p.f);
-    else gin[0] = nb_prod(g, fprime(op, out->p.f, x, out));
-    return nb__rule_ok(1, need, gin);
-}
-
-static nb_tensor *unary_jvp(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
-    nb__op op = (nb__op)out->op;
-    if (op == NB__OP_NEG) return nb_neg(tin[0]);
-    if (op == NB__OP_SCALE) return nb_scale(tin[0], out->p.f);
-    return nb_prod(tin[0], fprime(op, out->p.f, in[0], NULL));
-}
-
-#define UNARY_RULES(name)                                                                  \
-    int nb__vjp_##name(nb_tensor *out, nb_tensor *g, bool cg, const bool *need,           \
-                       nb_tensor **gin) {                                                  \
-        return unary_vjp(out, g, cg, need, gin);                                           \
-    }                                                                                      \
-    nb_tensor *nb__jvp_##name(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) { \
-        return unary_jvp(out, in, tin);                                                    \
-    }
-UNARY_RULES(neg)
-UNARY_RULES(scale)
-UNARY_RULES(sin)
-UNARY_RULES(cos)
-UNARY_RULES(exp)
-UNARY_RULES(log)
-UNARY_RULES(sqrt)
-UNARY_RULES(square)
-UNARY_RULES(pow)
-UNARY_RULES(relu)
-UNARY_RULES(sigmoid)
-UNARY_RULES(tanh)
-
-/* ---- unary_grad: the fused backward kernel, an op with rules of its own ------------
- * out = g * f'(x) where y = f(x).  As a function of (g, x) — y is a cache of
- * f(x) — its gradients are d/dg = f'(x) and d/dx = g f''(x). */
-/* o = g * f'(x) over n elements (o may be g) */
-static void run_unary_grad(nb__op sub, double p, double *o, const double *g, const double *x,
+/* o = g * f'(x) over n elements (o may be g), on threads when large */
+static void run_unary_grad(nb__op op, double p, double *o, const double *g, const double *x,
                            const double *y, int64_t n, bool add) {
     if (n < EW_GRAIN / 2) {
-        unary_grad_kernel(sub, p, o, g, x, y, n, add);
+        unary_grad_kernel(op, p, o, g, x, y, n, add);
     } else {
-        ew_job j = {.kind = add ? 3 : 2, .op = sub, .p = p, .o = o, .a = g, .b = x, .c = y};
+        ew_job j = {.kind = add ? EW_UNARY_GRAD_ADD : EW_UNARY_GRAD, .op = op, .p = p,
+                    .o = o, .a = g, .b = x, .c = y};
         ew_run(&j, n, EW_GRAIN / 4);
     }
 }
 
-nb_tensor *nb__unary_grad(nb__op sub, double p, nb_tensor *g, nb_tensor *x, nb_tensor *y) {
+/* One VJP for every unary op: g * f'(x).  A plain backward uses the fused
+   kernel (into x's accumulator when it may, else over g when it may);
+   create_graph builds it from differentiable ops. */
+int nb__vjp_unary(nb__rule *r) {
+    nb__op op = (nb__op)r->out->op;
+    nb_tensor *x = r->in[0], *g = r->g, *out = r->out;
+    double p = out->p.f;
+    if (r->acc[0]) { /* x's accumulator += g * f'(x): no temporary */
+        run_unary_grad(op, p, r->acc[0]->data, g->data, x->data, out->data, g->numel, true);
+        r->done[0] = true;
+        return 0;
+    }
+    if (!r->create_graph) { /* g * f'(x) in one pass, over g itself when it may */
+        nb_tensor *o = nb__rule_buffer(r, NB__OP_UNARY_GRAD, x);
+        if (o) run_unary_grad(op, p, o->data, g->data, x->data, out->data, g->numel, false);
+        r->gin[0] = o;
+    } else if (unary_is_linear(op)) {
+        r->gin[0] = nb__unary(op, g, p); /* linear: the op itself */
+    } else {
+        r->gin[0] = nb_prod(g, fprime(op, p, x, out));
+    }
+    return nb__rule_ok(r);
+}
+
+nb_tensor *nb__jvp_unary(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    nb__op op = (nb__op)out->op;
+    if (unary_is_linear(op)) return nb__unary(op, tin[0], out->p.f);
+    return nb_prod(tin[0], fprime(op, out->p.f, in[0], NULL));
+}
+
+/* ---- unary_grad: the fused backward kernel, an op with rules of its own ------------
+ * out = g * f'(x) where y = f(x).  As a function of (g, x) — y is a cache of
+ * f(x) — its gradients are d/dg = f'(x) and d/dx = g f''(x). */
+nb_tensor *nb__unary_grad(nb__op op, double p, nb_tensor *g, nb_tensor *x, nb_tensor *y) {
     nb_tensor *in[3] = {g, x, y};
     if (nb__null_args("unary_grad", 3, in)) return NULL;
     nb_tensor *o = nb__node_like(NB__OP_UNARY_GRAD, x, 3, in);
     if (!o) return NULL;
     o->p.f = p;
-    o->psub = (uint8_t)sub;
-    run_unary_grad(sub, p, o->data, g->data, x->data, y->data, x->numel, false);
+    o->unary_op = (uint8_t)op;
+    run_unary_grad(op, p, o->data, g->data, x->data, y->data, x->numel, false);
     return nb__finish(o, 3, in);
 }
 
-int nb__vjp_unary_grad(nb_tensor *out, nb_tensor *u, bool cg, const bool *need, nb_tensor **gin) {
-    nb__op sub = (nb__op)out->psub;
-    double p = out->p.f;
-    nb_tensor *g = out->in[0], *x = out->in[1], *y = out->in[2];
-    if (need[0])
-        gin[0] = cg ? nb_prod(u, fprime(sub, p, x, y)) : nb__unary_grad(sub, p, u, x, y);
-    if (need[1]) gin[1] = nb_prod(nb_prod(u, g), fsecond(sub, p, x));
-    if (need[2]) gin[2] = nb__const_like(y, 0.0); /* y only caches f(x) */
-    return nb__rule_ok(3, need, gin);
+int nb__vjp_unary_grad(nb__rule *r) {
+    nb__op op = (nb__op)r->out->unary_op;
+    double p = r->out->p.f;
+    nb_tensor *g = r->in[0], *x = r->in[1], *y = r->in[2], *u = r->g;
+    if (r->need[0])
+        r->gin[0] = r->create_graph ? nb_prod(u, fprime(op, p, x, y)) : nb__unary_grad(op, p, u, x, y);
+    if (r->need[1]) r->gin[1] = nb_prod(nb_prod(u, g), fsecond(op, p, x));
+    if (r->need[2]) r->gin[2] = nb__const_like(y, 0.0); /* y only caches f(x) */
+    return nb__rule_ok(r);
 }
 
 nb_tensor *nb__jvp_unary_grad(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
-    nb__op sub = (nb__op)out->psub;
+    nb__op op = (nb__op)out->unary_op;
     double p = out->p.f;
-    nb_tensor *t0 = tin[0] ? nb_prod(tin[0], fprime(sub, p, in[1], NULL)) : NULL;
-    nb_tensor *t1 = tin[1] ? nb_prod(nb_prod(in[0], fsecond(sub, p, in[1])), tin[1]) : NULL;
+    nb_tensor *t0 = tin[0] ? nb_prod(tin[0], fprime(op, p, in[1], NULL)) : NULL;
+    nb_tensor *t1 = tin[1] ? nb_prod(nb_prod(in[0], fsecond(op, p, in[1])), tin[1]) : NULL;
     if (tin[0] && tin[1]) return nb_add(t0, t1);
     if (t0 || t1) return t0 ? t0 : t1;
     return nb__const_like(out, 0.0); /* only y carried a tangent */

@@ -5,7 +5,7 @@
  * Along an axis, x is seen as (outer, n, inner): the axis has n elements and
  * a reduction writes (outer, inner).
  */
-#include "internal.h"
+#include "engine.h"
 
 #include <math.h>
 #include <string.h>
@@ -60,6 +60,16 @@ static nb_tensor *max_mask(const nb_tensor *x, const nb_tensor *out, int axis) {
 /* ---- the kernels --------------------------------------------------------------- */
 enum { R_SUM, R_MEAN, R_MAX };
 
+/* each reduction op's kind and whether it works along an axis (reduce.def) */
+static int kind_of(nb__op op) {
+    switch (op) {
+#define NB_REDUCE(ID, name, kind, along) case NB__OP_##ID: return R_##kind;
+#include "reduce.def"
+#undef NB_REDUCE
+    default: return -1; /* not a reduction: the callers' rules fail on it */
+    }
+}
+
 static void reduce_kernel(int kind, const nb_tensor *x, int64_t outer, int64_t n, int64_t inner,
                           double *out) {
     const double *a = x->data;
@@ -97,16 +107,13 @@ static void reduce_kernel(int kind, const nb_tensor *x, int64_t outer, int64_t n
     }
 }
 
-static const nb__op all_ops[] = {NB__OP_SUM, NB__OP_MEAN, NB__OP_MAX};
-static const nb__op axis_ops[] = {NB__OP_SUM_AXIS, NB__OP_MEAN_AXIS, NB__OP_MAX_AXIS};
-
-static nb_tensor *reduce_all(int kind, nb_tensor *a) {
-    nb__op op = all_ops[kind];
+static nb_tensor *reduce_all(nb__op op, nb_tensor *a) {
+    int kind = kind_of(op);
     if (nb__null_args(nb__ops[op].name, 1, &a)) return NULL;
     if (kind == R_MAX && a->numel == 0) {
         char s[NB__SHAPE_BUF];
-        return nb__err("max: a tensor of shape %s has no elements to take the max of",
-                       nb__shape_str(a->ndim, a->shape, s, sizeof s));
+        return nb__err("%s: a tensor of shape %s has no elements to take the %s of", nb__ops[op].name,
+                       nb__shape_str(a->ndim, a->shape, s, sizeof s), nb__ops[op].name);
     }
     nb_tensor *o = nb__node(op, 0, NULL, 1, &a);
     if (!o) return NULL;
@@ -115,15 +122,15 @@ static nb_tensor *reduce_all(int kind, nb_tensor *a) {
     return nb__finish(o, 1, &a);
 }
 
-static nb_tensor *reduce_axis(int kind, nb_tensor *a, int axis, bool keep) {
-    nb__op op = axis_ops[kind];
+static nb_tensor *reduce_axis(nb__op op, nb_tensor *a, int axis, bool keep) {
+    int kind = kind_of(op);
     const char *who = nb__ops[op].name;
     if (nb__null_args(who, 1, &a)) return NULL;
     int ax;
     if (!nb__axis(who, a, axis, &ax)) return NULL;
     if (kind == R_MAX && a->shape[ax] == 0) {
         char s[NB__SHAPE_BUF];
-        return nb__err("max_axis: axis %d of shape %s has no elements", axis,
+        return nb__err("%s: axis %d of shape %s has no elements", who, axis,
                        nb__shape_str(a->ndim, a->shape, s, sizeof s));
     }
     int64_t shape[NB_MAX_DIMS], outer, n, inner;
@@ -137,12 +144,16 @@ static nb_tensor *reduce_axis(int kind, nb_tensor *a, int axis, bool keep) {
     return nb__finish(o, 1, &a);
 }
 
-nb_tensor *nb_sum(nb_tensor *a) { return reduce_all(R_SUM, a); }
-nb_tensor *nb_mean(nb_tensor *a) { return reduce_all(R_MEAN, a); }
-nb_tensor *nb_max(nb_tensor *a) { return reduce_all(R_MAX, a); }
-nb_tensor *nb_sum_axis(nb_tensor *a, int axis, bool keep) { return reduce_axis(R_SUM, a, axis, keep); }
-nb_tensor *nb_mean_axis(nb_tensor *a, int axis, bool keep) { return reduce_axis(R_MEAN, a, axis, keep); }
-nb_tensor *nb_max_axis(nb_tensor *a, int axis, bool keep) { return reduce_axis(R_MAX, a, axis, keep); }
+/* the constructors: nb_<name>(a) for all elements, nb_<name>(a, axis, keepdims) along one */
+#define NB_REDUCE_0(ID, name) \
+    nb_tensor *nb_##name(nb_tensor *a) { return reduce_all(NB__OP_##ID, a); }
+#define NB_REDUCE_1(ID, name) \
+    nb_tensor *nb_##name(nb_tensor *a, int axis, bool keepdims) { return reduce_axis(NB__OP_##ID, a, axis, keepdims); }
+#define NB_REDUCE(ID, name, kind, along) NB_REDUCE_##along(ID, name)
+#include "reduce.def"
+#undef NB_REDUCE
+#undef NB_REDUCE_0
+#undef NB_REDUCE_1
 
 /* ---- reduction rules ------------------------------------------------------------
  * sum:  dx = broadcast(g)            (linear: JVP is the op itself)
@@ -152,38 +163,30 @@ static int64_t count(const nb_tensor *out, const nb_tensor *x) {
     return out->p.ax.axis < 0 ? x->numel : x->shape[out->p.ax.axis];
 }
 
-static int reduce_vjp(int kind, nb_tensor *out, nb_tensor *g, const bool *need, nb_tensor **gin) {
-    nb_tensor *x = out->in[0];
+int nb__vjp_reduce(nb__rule *r) {
+    nb_tensor *out = r->out, *x = r->in[0];
     int axis = out->p.ax.axis;
-    nb_tensor *s = spread(g, x, axis, out->p.ax.keep);
-    if (kind == R_SUM) gin[0] = s;
-    else if (kind == R_MEAN) gin[0] = nb_scale(s, 1.0 / (double)count(out, x));
-    else gin[0] = nb_prod(s, max_mask(x, out, axis));
-    return nb__rule_ok(1, need, gin);
+    nb_tensor *s = spread(r->g, x, axis, out->p.ax.keep);
+    switch (kind_of((nb__op)out->op)) {
+    case R_SUM: r->gin[0] = s; break;
+    case R_MEAN: r->gin[0] = nb_scale(s, 1.0 / (double)count(out, x)); break;
+    case R_MAX: r->gin[0] = nb_prod(s, max_mask(x, out, axis)); break;
+    default: nb__err("%s: internal error: not a reduction", nb_name(out)); return -1;
+    }
+    return nb__rule_ok(r);
 }
 
-static nb_tensor *reduce_jvp(int kind, nb_tensor *out, nb_tensor *x, nb_tensor *t) {
+nb_tensor *nb__jvp_reduce(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
     int axis = out->p.ax.axis;
     bool keep = out->p.ax.keep;
-    if (kind == R_MAX) t = nb_prod(t, max_mask(x, out, axis));
-    if (kind == R_MEAN) return axis < 0 ? nb_mean(t) : nb_mean_axis(t, axis, keep);
-    return axis < 0 ? nb_sum(t) : nb_sum_axis(t, axis, keep);
-}
-
-#define REDUCE_RULES(name, kind)                                                           \
-    int nb__vjp_##name(nb_tensor *out, nb_tensor *g, bool cg, const bool *need,           \
-                       nb_tensor **gin) {                                                  \
-        return reduce_vjp(kind, out, g, need, gin);                                        \
-    }                                                                                      \
-    nb_tensor *nb__jvp_##name(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) { \
-        return reduce_jvp(kind, out, in[0], tin[0]);                                       \
+    nb_tensor *x = in[0], *t = tin[0];
+    switch (kind_of((nb__op)out->op)) {
+    case R_MAX: t = nb_prod(t, max_mask(x, out, axis)); /* then summed: */ /* fall through */
+    case R_SUM: return axis < 0 ? nb_sum(t) : nb_sum_axis(t, axis, keep);
+    case R_MEAN: return axis < 0 ? nb_mean(t) : nb_mean_axis(t, axis, keep);
+    default: return nb__err("%s: internal error: not a reduction", nb_name(out));
     }
-REDUCE_RULES(sum, R_SUM)
-REDUCE_RULES(mean, R_MEAN)
-REDUCE_RULES(max, R_MAX)
-REDUCE_RULES(sum_axis, R_SUM)
-REDUCE_RULES(mean_axis, R_MEAN)
-REDUCE_RULES(max_axis, R_MAX)
+}
 
 /* ---- softmax and log_softmax ------------------------------------------------------
  * Both subtract the slice's maximum before exp, so no input overflows:
@@ -229,10 +232,10 @@ nb_tensor *nb_softmax(nb_tensor *a, int axis) { return softmax_like(NB__OP_SOFTM
 nb_tensor *nb_log_softmax(nb_tensor *a, int axis) { return softmax_like(NB__OP_LOG_SOFTMAX, a, axis); }
 
 /* softmax: J = diag(y) - y y^T along the axis, so dx = y * (g - sum(g * y)) */
-int nb__vjp_softmax(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
-    int ax = out->p.ax.axis;
-    gin[0] = nb_prod(out, nb_sub(g, nb_sum_axis(nb_prod(g, out), ax, true)));
-    return nb__rule_ok(1, need, gin);
+int nb__vjp_softmax(nb__rule *r) {
+    nb_tensor *y = r->out, *g = r->g;
+    r->gin[0] = nb_prod(y, nb_sub(g, nb_sum_axis(nb_prod(g, y), y->p.ax.axis, true)));
+    return nb__rule_ok(r);
 }
 nb_tensor *nb__jvp_softmax(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
     int ax = out->p.ax.axis;
@@ -241,10 +244,10 @@ nb_tensor *nb__jvp_softmax(nb_tensor *out, nb_tensor *const *in, nb_tensor *cons
 }
 
 /* log_softmax: dx = g - softmax(x) * sum(g), with softmax(x) = exp(y) */
-int nb__vjp_log_softmax(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
-    int ax = out->p.ax.axis;
-    gin[0] = nb_sub(g, nb_prod(nb_exp(out), nb_sum_axis(g, ax, true)));
-    return nb__rule_ok(1, need, gin);
+int nb__vjp_log_softmax(nb__rule *r) {
+    nb_tensor *y = r->out, *g = r->g;
+    r->gin[0] = nb_sub(g, nb_prod(nb_exp(y), nb_sum_axis(g, y->p.ax.axis, true)));
+    return nb__rule_ok(r);
 }
 nb_tensor *nb__jvp_log_softmax(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
     int ax = out->p.ax.axis;

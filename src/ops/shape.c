@@ -4,7 +4,7 @@
  * each VJP is the adjoint op: transpose <-> transpose, reshape <-> reshape,
  * broadcast_to <-> sum_to.
  */
-#include "internal.h"
+#include "engine.h"
 
 #include <string.h>
 
@@ -78,10 +78,10 @@ nb_tensor *nb_broadcast_to(nb_tensor *a, int ndim, const int64_t *shape) {
     return nb__finish(o, 1, &a);
 }
 
-int nb__vjp_broadcast_to(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
-    nb_tensor *x = out->in[0];
-    gin[0] = nb_sum_to(g, x->ndim, x->shape);
-    return nb__rule_ok(1, need, gin);
+int nb__vjp_broadcast_to(nb__rule *r) {
+    nb_tensor *x = r->in[0];
+    r->gin[0] = nb_sum_to(r->g, x->ndim, x->shape);
+    return nb__rule_ok(r);
 }
 nb_tensor *nb__jvp_broadcast_to(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
     return nb_broadcast_to(tin[0], out->ndim, out->shape);
@@ -120,10 +120,10 @@ nb_tensor *nb_sum_to(nb_tensor *a, int ndim, const int64_t *shape) {
     return nb__finish(o, 1, &a);
 }
 
-int nb__vjp_sum_to(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
-    nb_tensor *x = out->in[0];
-    gin[0] = nb_broadcast_to(g, x->ndim, x->shape);
-    return nb__rule_ok(1, need, gin);
+int nb__vjp_sum_to(nb__rule *r) {
+    nb_tensor *x = r->in[0];
+    r->gin[0] = nb_broadcast_to(r->g, x->ndim, x->shape);
+    return nb__rule_ok(r);
 }
 nb_tensor *nb__jvp_sum_to(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
     return nb_sum_to(tin[0], out->ndim, out->shape);
@@ -164,10 +164,10 @@ nb_tensor *nb_reshape(nb_tensor *a, int ndim, const int64_t *shape) {
     return nb__finish(o, 1, &a);
 }
 
-int nb__vjp_reshape(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
-    nb_tensor *x = out->in[0];
-    gin[0] = nb_reshape(g, x->ndim, x->shape);
-    return nb__rule_ok(1, need, gin);
+int nb__vjp_reshape(nb__rule *r) {
+    nb_tensor *x = r->in[0];
+    r->gin[0] = nb_reshape(r->g, x->ndim, x->shape);
+    return nb__rule_ok(r);
 }
 nb_tensor *nb__jvp_reshape(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
     return nb_reshape(tin[0], out->ndim, out->shape);
@@ -203,10 +203,36 @@ nb_tensor *nb_transpose(nb_tensor *a) {
     return nb__finish(o, 1, &a);
 }
 
-int nb__vjp_transpose(nb_tensor *out, nb_tensor *g, bool cg, const bool *need, nb_tensor **gin) {
-    gin[0] = nb_transpose(g);
-    return nb__rule_ok(1, need, gin);
+int nb__vjp_transpose(nb__rule *r) {
+    r->gin[0] = nb_transpose(r->g);
+    return nb__rule_ok(r);
 }
 nb_tensor *nb__jvp_transpose(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
     return nb_transpose(tin[0]);
+}
+
+/* ---- dual: the identity, carrying a tangent (forward mode) ------------------------------ */
+nb_tensor *nb_dual(nb_tensor *primal, nb_tensor *tangent) {
+    nb_tensor *args[2] = {primal, tangent};
+    if (nb__null_args("dual", 2, args)) return NULL;
+    if (!nb__same_shape(primal, tangent)) {
+        char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
+        return nb__err("dual: tangent shape %s does not match primal shape %s",
+                       nb__shape_str(tangent->ndim, tangent->shape, s1, sizeof s1),
+                       nb__shape_str(primal->ndim, primal->shape, s2, sizeof s2));
+    }
+    nb_tensor *t = nb__node(NB__OP_DUAL, primal->ndim, primal->shape, 1, &primal);
+    if (!t) return NULL;
+    if (t->numel) memcpy(t->data, primal->data, (size_t)t->numel * sizeof(double));
+    atomic_store(&nb__duals_made, true);
+    t->tangent = nb__ref(tangent);
+    return nb__pool(t);
+}
+
+int nb__vjp_dual(nb__rule *r) {
+    r->gin[0] = r->g;
+    return 0;
+}
+nb_tensor *nb__jvp_dual(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    return tin[0];
 }

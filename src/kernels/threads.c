@@ -10,7 +10,7 @@
  * gives the same result.  Chunk i always covers [n*i/k, n*(i+1)/k), whoever
  * runs it, so results do not depend on which thread ran what.
  */
-#include "internal.h"
+#include "../internal.h"
 
 #include <pthread.h>
 
