@@ -193,4 +193,90 @@ static inline void axis_sweep(shp a, int gen) {
         un(K_LOG_SOFTMAX, a, ax, false, 0, gen);
     }
 }
+
+/* ---- the unary ops' test table: one row per row of src/ops/unary.def ---------
+ * test_unary runs every row through values, derivatives of order 1 to 3 by
+ * hand, gradcheck, gradgradcheck, forward mode and non-finite inputs, and
+ * fails when a row of unary.def has no row here.  The formulas are written
+ * independently of the library's: ref is f(x), d1..d3 its derivatives. */
+typedef double (*unary_ref_fn)(double x, double p);
+typedef struct unary_row {
+    const char *name;                       /* the op's name in ops.def           */
+    nb_tensor *(*f)(nb_tensor *, double p); /* the op                             */
+    unary_ref_fn ref, d1, d2, d3;           /* f and its derivatives (by hand)    */
+    double p;                               /* parameter, for pow and scale       */
+    int gen;                                /* inputs: G_NORMAL, G_POSITIVE, G_AWAY0 (kinks) */
+} unary_row;
+
+static inline nb_tensor *u_neg(nb_tensor *x, double p) { return nb_neg(x); }
+static inline nb_tensor *u_scale(nb_tensor *x, double p) { return nb_scale(x, p); }
+static inline nb_tensor *u_sin(nb_tensor *x, double p) { return nb_sin(x); }
+static inline nb_tensor *u_cos(nb_tensor *x, double p) { return nb_cos(x); }
+static inline nb_tensor *u_exp(nb_tensor *x, double p) { return nb_exp(x); }
+static inline nb_tensor *u_log(nb_tensor *x, double p) { return nb_log(x); }
+static inline nb_tensor *u_sqrt(nb_tensor *x, double p) { return nb_sqrt(x); }
+static inline nb_tensor *u_square(nb_tensor *x, double p) { return nb_square(x); }
+static inline nb_tensor *u_pow(nb_tensor *x, double p) { return nb_pow(x, p); }
+static inline nb_tensor *u_relu(nb_tensor *x, double p) { return nb_relu(x); }
+static inline nb_tensor *u_sigmoid(nb_tensor *x, double p) { return nb_sigmoid(x); }
+static inline nb_tensor *u_tanh(nb_tensor *x, double p) { return nb_tanh(x); }
+
+static inline double r_zero(double x, double p) { return 0.0 * x; }
+static inline double r_neg(double x, double p) { return -x; }
+static inline double r_m1(double x, double p) { return -1.0; }
+static inline double r_scale(double x, double p) { return p * x; }
+static inline double r_p(double x, double p) { return p; }
+static inline double r_sin(double x, double p) { return sin(x); }
+static inline double r_cos(double x, double p) { return cos(x); }
+static inline double r_msin(double x, double p) { return -sin(x); }
+static inline double r_mcos(double x, double p) { return -cos(x); }
+static inline double r_exp(double x, double p) { return exp(x); }
+static inline double r_log(double x, double p) { return log(x); }
+static inline double r_inv(double x, double p) { return 1.0 / x; }
+static inline double r_minv2(double x, double p) { return -1.0 / (x * x); }
+static inline double r_2inv3(double x, double p) { return 2.0 / (x * x * x); }
+static inline double r_sqrt(double x, double p) { return sqrt(x); }
+static inline double r_sqrt1(double x, double p) { return 0.5 / sqrt(x); }
+static inline double r_sqrt2(double x, double p) { return -0.25 / (x * sqrt(x)); }
+static inline double r_sqrt3(double x, double p) { return 0.375 / (x * x * sqrt(x)); }
+static inline double r_sq(double x, double p) { return x * x; }
+static inline double r_2x(double x, double p) { return 2.0 * x; }
+static inline double r_2(double x, double p) { return 2.0; }
+static inline double r_pow(double x, double p) { return pow(x, p); }
+static inline double r_pow1(double x, double p) { return p == 0 ? 0 : p * pow(x, p - 1); }
+static inline double r_pow2(double x, double p) { return p * (p - 1) == 0 ? 0 : p * (p - 1) * pow(x, p - 2); }
+static inline double r_pow3(double x, double p) {
+    double c = p * (p - 1) * (p - 2);
+    return c == 0 ? 0 : c * pow(x, p - 3);
+}
+static inline double r_relu(double x, double p) { return x > 0 ? x : 0.0; }
+static inline double r_step(double x, double p) { return x > 0 ? 1.0 : 0.0; }
+static inline double r_sig(double x, double p) { return 1.0 / (1.0 + exp(-x)); }
+static inline double r_sig1(double x, double p) { double s = r_sig(x, p); return s * (1 - s); }
+static inline double r_sig2(double x, double p) { double s = r_sig(x, p); return s * (1 - s) * (1 - 2 * s); }
+static inline double r_sig3(double x, double p) { double s = r_sig(x, p); return s * (1 - s) * (1 - 6 * s + 6 * s * s); }
+static inline double r_tanh(double x, double p) { return tanh(x); }
+static inline double r_tanh1(double x, double p) { double t = tanh(x); return 1 - t * t; }
+static inline double r_tanh2(double x, double p) { double t = tanh(x); return -2 * t * (1 - t * t); }
+static inline double r_tanh3(double x, double p) { double t = tanh(x); return -2 * (1 - t * t) * (1 - 3 * t * t); }
+
+static const unary_row UNARY_ROWS[] = {
+    /* name      op         f        d1       d2        d3       p     inputs */
+    {"neg",     u_neg,     r_neg,   r_m1,    r_zero,   r_zero,  0,    G_NORMAL},
+    {"scale",   u_scale,   r_scale, r_p,     r_zero,   r_zero,  2.5,  G_NORMAL},
+    {"scale",   u_scale,   r_scale, r_p,     r_zero,   r_zero,  0.0,  G_NORMAL},
+    {"sin",     u_sin,     r_sin,   r_cos,   r_msin,   r_mcos,  0,    G_NORMAL},
+    {"cos",     u_cos,     r_cos,   r_msin,  r_mcos,   r_sin,   0,    G_NORMAL},
+    {"exp",     u_exp,     r_exp,   r_exp,   r_exp,    r_exp,   0,    G_NORMAL},
+    {"log",     u_log,     r_log,   r_inv,   r_minv2,  r_2inv3, 0,    G_POSITIVE},
+    {"sqrt",    u_sqrt,    r_sqrt,  r_sqrt1, r_sqrt2,  r_sqrt3, 0,    G_POSITIVE},
+    {"square",  u_square,  r_sq,    r_2x,    r_2,      r_zero,  0,    G_NORMAL},
+    {"pow",     u_pow,     r_pow,   r_pow1,  r_pow2,   r_pow3,  3.0,  G_NORMAL},
+    {"pow",     u_pow,     r_pow,   r_pow1,  r_pow2,   r_pow3,  -1.5, G_POSITIVE},
+    {"pow",     u_pow,     r_pow,   r_pow1,  r_pow2,   r_pow3,  0.0,  G_POSITIVE},
+    {"relu",    u_relu,    r_relu,  r_step,  r_zero,   r_zero,  0,    G_AWAY0},
+    {"sigmoid", u_sigmoid, r_sig,   r_sig1,  r_sig2,   r_sig3,  0,    G_NORMAL},
+    {"tanh",    u_tanh,    r_tanh,  r_tanh1, r_tanh2,  r_tanh3, 0,    G_NORMAL},
+};
+#define N_UNARY_ROWS ((int)(sizeof UNARY_ROWS / sizeof *UNARY_ROWS))
 #endif
