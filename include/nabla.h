@@ -163,6 +163,7 @@ NB_API nb_tensor *nb_sqrt(nb_tensor *a);
 NB_API nb_tensor *nb_square(nb_tensor *a);
 NB_API nb_tensor *nb_pow(nb_tensor *a, double exponent);
 NB_API nb_tensor *nb_relu(nb_tensor *a);                   /* gradient at 0 is 0 */
+NB_API nb_tensor *nb_abs(nb_tensor *a);                    /* |a|; gradient sign(a), 0 at 0 */
 NB_API nb_tensor *nb_sigmoid(nb_tensor *a);
 NB_API nb_tensor *nb_tanh(nb_tensor *a);
 NB_API nb_tensor *nb_maximum(nb_tensor *a, nb_tensor *b);  /* element-wise max gate; ties split the gradient in half */

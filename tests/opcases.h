@@ -217,6 +217,9 @@ static inline nb_tensor *u_log(nb_tensor *x, double p) { return nb_log(x); }
 static inline nb_tensor *u_sqrt(nb_tensor *x, double p) { return nb_sqrt(x); }
 static inline nb_tensor *u_square(nb_tensor *x, double p) { return nb_square(x); }
 static inline nb_tensor *u_pow(nb_tensor *x, double p) { return nb_pow(x, p); }
+static inline nb_tensor *u_abs(nb_tensor *x, double p) { return nb_abs(x); }
+static inline double r_abs(double x, double p) { return fabs(x); }
+static inline double r_sign(double x, double p) { return x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0; }
 static inline nb_tensor *u_relu(nb_tensor *x, double p) { return nb_relu(x); }
 static inline nb_tensor *u_sigmoid(nb_tensor *x, double p) { return nb_sigmoid(x); }
 static inline nb_tensor *u_tanh(nb_tensor *x, double p) { return nb_tanh(x); }
@@ -274,6 +277,7 @@ static const unary_row UNARY_ROWS[] = {
     {"pow",     u_pow,     r_pow,   r_pow1,  r_pow2,   r_pow3,  3.0,  G_NORMAL},
     {"pow",     u_pow,     r_pow,   r_pow1,  r_pow2,   r_pow3,  -1.5, G_POSITIVE},
     {"pow",     u_pow,     r_pow,   r_pow1,  r_pow2,   r_pow3,  0.0,  G_POSITIVE},
+    {"abs",     u_abs,     r_abs,   r_sign,  r_zero,   r_zero,  0,    G_AWAY0},
     {"relu",    u_relu,    r_relu,  r_step,  r_zero,   r_zero,  0,    G_AWAY0},
     {"sigmoid", u_sigmoid, r_sig,   r_sig1,  r_sig2,   r_sig3,  0,    G_NORMAL},
     {"tanh",    u_tanh,    r_tanh,  r_tanh1, r_tanh2,  r_tanh3, 0,    G_NORMAL},

@@ -419,6 +419,15 @@ static nb_tensor *relu_mask(nb_tensor *x) { /* 1 where x > 0: relu'(0) = 0 */
         for (int64_t i = 0; i < x->numel; i++) m->data[i] = x->data[i] > 0 ? 1.0 : 0.0;
     return m;
 }
+static nb_tensor *sign_of(nb_tensor *x) { /* -1, 0 or 1 (NaN for NaN): abs' */
+    nb_tensor *m = nb__const_like(x, 0.0);
+    if (m)
+        for (int64_t i = 0; i < x->numel; i++) {
+            double v = x->data[i];
+            m->data[i] = v > 0 ? 1.0 : v < 0 ? -1.0 : v == 0 ? 0.0 : v;
+        }
+    return m;
+}
 #define Y lazy_f(&y, op, x, p)
 #define ZEROS(x) nb__const_like(x, 0.0)
 #define CONST(x, v) nb__const_like(x, v)
