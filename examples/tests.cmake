@@ -27,3 +27,6 @@ if(NABLA_BUILD_EXAMPLES)
   set_tests_properties(example_minimize example_regression example_classify2d
                        example_classify2d_moons_bce example_fashion_mnist PROPERTIES TIMEOUT 300)
 endif()
+if(NABLA_BUILD_EXAMPLES)
+  add_test(NAME example_custom_ops COMMAND custom_ops WORKING_DIRECTORY ${PROJECT_BINARY_DIR})
+endif()
