@@ -22,7 +22,7 @@
 #include <math.h>
 #include <string.h>
 
-/* ---- the op table, generated from ops.def ---------------------------------------- */
+/* ---- the op table, generated from ops.def ------------------------------------------ */
 const nb__opdef nb__ops[NB__OP_COUNT] = {
 #define NB_LEAF(ID, nm) [NB__OP_##ID] = {#nm, 0, NULL, NULL},
 #define NB_OP(ID, nm, ar, rules) [NB__OP_##ID] = {#nm, ar, NB__VJP_##rules(nm), NB__JVP_##rules(nm)},
@@ -32,15 +32,6 @@ const nb__opdef nb__ops[NB__OP_COUNT] = {
 };
 
 /* ---- recording ---------------------------------------------------------------------- */
-bool nb_set_grad_enabled(bool on) {
-    nb__thread_state *T = nb__thread();
-    bool prev = !T->mode.grad_disabled;
-    T->mode.grad_disabled = !on;
-    return prev;
-}
-
-bool nb_is_grad_enabled(void) { return !nb__thread()->mode.grad_disabled; }
-
 nb_tensor *nb__node(nb__op op, int ndim, const int64_t *shape, int nin, nb_tensor *const *in) {
     nb_tensor *t = nb__alloc(nb__ops[op].name, ndim, shape);
     return t ? nb__link(t, op, nin, in) : NULL;
@@ -54,14 +45,6 @@ bool nb__link_many(nb_tensor *t, int nin, nb_tensor *const *in) {
     }
     for (int i = 0; i < nin; i++) a->held[i] = nb__ref(in[i]);
     return true;
-}
-
-nb_tensor *nb__unrecorded(nb__op op, const nb_tensor *like) {
-    nb_tensor *t = nb__alloc_like(nb__ops[op].name, like);
-    if (!t) return NULL;
-    t->op = (uint16_t)op;
-    nb__name(t, op);
-    return nb__pool(t);
 }
 
 /* ---- nb_autograd's order ------------------------------------------------------------
@@ -197,29 +180,6 @@ static void clear_sweep(const walk_result *w, bool failed) {
     }
 }
 
-/* Fails when x or an input of x was changed through nb_data_mut after x was
-   recorded: its rule would compute the gradient from the new values (the
-   check runs once any tensor has been mutated: nb__mutated). */
-atomic_bool nb__mutated;
-static int check_versions(const nb_tensor *x, nb_tensor *const *in) {
-    uint32_t ver = 0;
-    for (int i = 0; i < x->nin; i++) ver += in[i]->version;
-    if (x->version) {
-        nb__err("backward: %s was modified in place (nb_data_mut) after it was computed; "
-                "its rule would use the new values", nb_name(x));
-        return -1;
-    }
-    if (ver == x->in_version) return 0;
-    for (int i = 0; i < x->nin; i++)
-        if (in[i]->version) {
-            nb__err("backward: %s was modified in place (nb_data_mut) after %s used it; its "
-                    "gradient would use the new values", nb_name(in[i]), nb_name(x));
-            return -1;
-        }
-    nb__err("backward: an input of %s was modified in place after it was used", nb_name(x));
-    return -1;
-}
-
 /* One node's turn in a sweep: offers buffers, runs x's rule on its gradient
    (x->accum) for the inputs in need[], then un-broadcasts the results and
    adds them into the inputs' accumulators.  keep_x: x keeps its accumulator
@@ -230,16 +190,23 @@ static int backprop(nb__thread_state *T, nb_tensor *x, const bool *need, bool cr
     nb_tensor *const *in = nb__inputs(x);
     nb_tensor *gin[NB__MAX_INPUTS], *acc[NB__MAX_INPUTS]; /* (the first nin are used) */
     bool done[NB__MAX_INPUTS];
-    bool shortcuts = !create_graph && !T->mode.anomaly;
     *nfresh = 0;
-    if (atomic_load_explicit(&nb__mutated, memory_order_relaxed) && check_versions(x, in)) return -1;
-    for (int i = 0; i < x->nin; i++) {
-        gin[i] = acc[i] = NULL;
-        done[i] = false;
-        if (shortcuts && need[i] && in[i]->accum && nb__sole_owner(in[i]->accum)) acc[i] = in[i]->accum;
+    if (atomic_load_explicit(&nb__mutated, memory_order_relaxed) && nb__check_versions(x, in)) return -1;
+    nb__rule r = {x, in, x->accum, create_graph, need, gin, NULL, acc, done};
+    if (!create_graph && !T->mode.anomaly) { /* the plain sweep's shortcuts */
+        for (int i = 0; i < x->nin; i++) {
+            nb_tensor *a = in[i]->accum;
+            gin[i] = NULL;
+            done[i] = false;
+            acc[i] = need[i] && a && nb__sole_owner(a) ? a : NULL;
+        }
+        if (!keep_x && nb__sole_owner(x->accum)) r.writable = x->accum;
+    } else {
+        for (int i = 0; i < x->nin; i++) {
+            gin[i] = acc[i] = NULL;
+            done[i] = false;
+        }
     }
-    nb__rule r = {x, in, x->accum, create_graph, need, gin,
-                  shortcuts && !keep_x && nb__sole_owner(x->accum) ? x->accum : NULL, acc, done};
     size_t mark = T->pool.len;
     T->mode.in_rule = true;
     int rc = nb__ops[x->op].vjp(&r);
@@ -438,14 +405,6 @@ static bool stores_grad(const nb_tensor *x) {
     return x->accum && (x->flags & NB__REQ) && (x->nin == 0 || (x->flags & NB__RETAIN_GRAD));
 }
 
-void nb_retain_grad(nb_tensor *t) {
-    if (!t) {
-        if (!nb__thread()->error.set) nb__err("retain_grad: NULL argument 1");
-        return;
-    }
-    t->flags |= NB__RETAIN_GRAD;
-}
-
 int nb_backward(nb_tensor *t, const nb_tensor *seed) {
     nb_tensor *args[1] = {t};
     if (nb__null_args("backward", 1, args)) return -1;
@@ -480,7 +439,7 @@ int nb_backward(nb_tensor *t, const nb_tensor *seed) {
         } else { /* the private accumulator becomes the gradient */
             x->grad = x->accum;
             x->accum = NULL;
-            x->grad->flags = 0;
+            x->grad->flags &= NB__HAS_AUX;
             nb__name_as_grad(x->grad, x);
         }
     }
@@ -500,15 +459,12 @@ int nb_autograd(int n_out, nb_tensor *const *outputs, nb_tensor *const *seeds, i
     if (nb__null_args("autograd", n_out, outputs) || nb__null_args("autograd", n_in, inputs))
         return -1;
     for (int j = 0; seeds && j < n_out; j++) {
-        if (!seeds[j]) {
-            nb__err("autograd: NULL seed for output %d", j + 1);
-            return -1;
-        }
-        if (!nb__same_shape(seeds[j], outputs[j])) {
-            char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
-            nb__err("autograd: seed %d has shape %s but output %d has shape %s", j + 1,
-                    nb__shape_str(seeds[j]->ndim, seeds[j]->shape, s1, sizeof s1), j + 1,
-                    nb__shape_str(outputs[j]->ndim, outputs[j]->shape, s2, sizeof s2));
+        char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
+        if (!seeds[j] || !nb__same_shape(seeds[j], outputs[j])) {
+            if (!seeds[j]) nb__err("autograd: NULL seed for output %d", j + 1);
+            else nb__err("autograd: seed %d has shape %s but output %d has shape %s", j + 1,
+                         nb__shape_str(seeds[j]->ndim, seeds[j]->shape, s1, sizeof s1), j + 1,
+                         nb__shape_str(outputs[j]->ndim, outputs[j]->shape, s2, sizeof s2));
             return -1;
         }
     }

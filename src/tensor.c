@@ -77,6 +77,40 @@ const char *nb__shape_str(int ndim, const int64_t *shape, char *buf, size_t size
     return buf;
 }
 
+/* ---- grad mode --------------------------------------------------------------- */
+bool nb_set_grad_enabled(bool on) {
+    nb__thread_state *T = nb__thread();
+    bool prev = !T->mode.grad_disabled;
+    T->mode.grad_disabled = !on;
+    return prev;
+}
+
+bool nb_is_grad_enabled(void) { return !nb__thread()->mode.grad_disabled; }
+
+/* ---- mutation: nb_data_mut bumps a version the sweep checks ----------------- */
+/* Fails when x or an input of x was changed through nb_data_mut after x was
+   recorded: its rule would compute the gradient from the new values (the
+   check runs once any tensor has been mutated: nb__mutated). */
+atomic_bool nb__mutated;
+int nb__check_versions(const nb_tensor *x, nb_tensor *const *in) {
+    uint32_t ver = 0;
+    for (int i = 0; i < x->nin; i++) ver += in[i]->version;
+    if (x->version) {
+        nb__err("backward: %s was modified in place (nb_data_mut) after it was computed; "
+                "its rule would use the new values", nb_name(x));
+        return -1;
+    }
+    if (ver == x->in_version) return 0;
+    for (int i = 0; i < x->nin; i++)
+        if (in[i]->version) {
+            nb__err("backward: %s was modified in place (nb_data_mut) after %s used it; its "
+                    "gradient would use the new values", nb_name(in[i]), nb_name(x));
+            return -1;
+        }
+    nb__err("backward: an input of %s was modified in place after it was used", nb_name(x));
+    return -1;
+}
+
 /* ---- anomaly detection: the first op that makes a NaN or an inf --------------- */
 bool nb_set_anomaly_detection(bool on) {
     nb__thread_state *T = nb__thread();
@@ -313,7 +347,7 @@ void nb__free_dead(nb_tensor *t) {
         nb_tensor *x = dead;
         dead = (nb_tensor *)(void *)x->data;
         nb_tensor *kids[NB__MAX_IN + 3] = {x->in[0], x->in[1], x->in[2], x->grad, x->tangent, x->accum};
-        nb__aux *a = x->aux;
+        nb__aux *a = (x->flags & NB__HAS_AUX) ? x->aux : NULL;
         free_block(x);
         for (int i = 0; i < NB__MAX_IN + 3; i++) unref_into(kids[i], &dead);
         if (a) { /* the side record: what it holds, then its state and its block */
@@ -343,6 +377,7 @@ static nb__aux *aux_make(nb_tensor *t, size_t data_bytes, int nheld, bool inject
     T->mem.stats.live_bytes += (int64_t)nb__class_bytes(cls);
     if (T->mem.stats.live_bytes > T->mem.stats.peak_bytes) T->mem.stats.peak_bytes = T->mem.stats.live_bytes;
     t->aux = a;
+    t->flags |= NB__HAS_AUX;
     return a;
 }
 
@@ -514,6 +549,22 @@ nb_tensor *nb_copy(const nb_tensor *src) {
         return NULL;
     }
     return nb_new(src->data, src->ndim, src->shape);
+}
+
+nb_tensor *nb__unrecorded(nb__op op, const nb_tensor *like) {
+    nb_tensor *t = nb__alloc_like(nb__ops[op].name, like);
+    if (!t) return NULL;
+    t->op = (uint16_t)op;
+    nb__name(t, op);
+    return nb__pool(t);
+}
+
+void nb_retain_grad(nb_tensor *t) {
+    if (!t) {
+        if (!nb__thread()->error.set) nb__err("retain_grad: NULL argument 1");
+        return;
+    }
+    t->flags |= NB__RETAIN_GRAD;
 }
 
 nb_tensor *nb_detach(nb_tensor *a) {

@@ -39,6 +39,7 @@ enum {
     NB__RETAIN_GRAD = 1u << 3, /* interior tensor that stores its gradient (nb_retain_grad) */
     NB__EXTERN = 1u << 4,      /* data is external: the block keeps a storage pointer
                                   where inline data would start (nb__storage_of)        */
+    NB__HAS_AUX = 1u << 5,     /* t->aux is set (read from the first cache line)        */
 };
 /* how nb_name makes the name */
 enum {
@@ -112,7 +113,7 @@ _Static_assert(sizeof(struct nb_tensor) <= 192, "a node's bookkeeping stays with
 _Static_assert(offsetof(struct nb_tensor, grad) == 64, "the hot fields fill the first cache line");
 
 /* A node's inputs, wherever they are kept. */
-static inline nb_tensor *const *nb__inputs(const nb_tensor *t) {
+static inline nb_tensor *const *nb__inputs(const nb_tensor *t) { /* (aux is set when nin > 3) */
     return t->nin <= NB__MAX_IN ? t->in : t->aux->held;
 }
 

@@ -74,7 +74,7 @@ int nb_ctx_save(nb_ctx *ctx, int n, nb_tensor *const *ts) {
         return -1;
     }
     nb__aux *a = node->aux;
-    int first = node->nin > NB__MAX_IN ? node->nin : 0, have = a->nheld - first;
+    int first = node->p.i[0] > NB__MAX_IN ? node->p.i[0] : 0, have = a->nheld - first;
     for (int i = 0; i < n; i++) {
         if (!ts[i]) {
             if (!nb__thread()->error.set) nb__err("ctx_save: NULL tensor %d", i + 1);
@@ -99,7 +99,7 @@ int nb_ctx_save(nb_ctx *ctx, int n, nb_tensor *const *ts) {
 int nb_ctx_num_saved(const nb_ctx *ctx) {
     if (!ctx) return 0;
     nb_tensor *node = node_of(ctx);
-    int first = node->nin > NB__MAX_IN ? node->nin : 0, n = 0;
+    int first = node->p.i[0] > NB__MAX_IN ? node->p.i[0] : 0, n = 0;
     while (n < MAX_SAVED && node->aux->held[first + n]) n++;
     return n;
 }
@@ -107,7 +107,7 @@ int nb_ctx_num_saved(const nb_ctx *ctx) {
 nb_tensor *nb_ctx_saved(const nb_ctx *ctx, int i) {
     if (!ctx || i < 0 || i >= nb_ctx_num_saved(ctx)) return NULL;
     nb_tensor *node = node_of(ctx);
-    return node->aux->held[(node->nin > NB__MAX_IN ? node->nin : 0) + i];
+    return node->aux->held[(node->p.i[0] > NB__MAX_IN ? node->p.i[0] : 0) + i];
 }
 
 bool nb_ctx_needs_grad(const nb_ctx *ctx, int i) {
@@ -166,7 +166,9 @@ nb_tensor *nb_apply(const nb_function *fn, int n, nb_tensor *const *inputs, void
     nb_scope_end(mark);
     if (out) { /* the output takes the record over, then records its inputs */
         out->aux = a;
+        out->flags |= NB__HAS_AUX;
         ctxnode->aux = NULL;
+        ctxnode->flags &= (uint8_t)~NB__HAS_AUX;
         out->p.i[0] = n;
         if (!nb__link(out, NB__OP_CUSTOM, n, inputs)) out = NULL; /* (released it) */
     }
