@@ -140,6 +140,7 @@ typedef struct nb_mem_stats {
     int64_t peak_bytes;     /* high-water mark of live_bytes                       */
     int64_t cached_bytes;   /* freed blocks kept for reuse                         */
     int64_t system_allocs;  /* calls to the system allocator so far                */
+    int64_t tensors_made;   /* tensors created so far (from the cache or the system) */
 } nb_mem_stats;
 NB_API void nb_memory_stats(nb_mem_stats *out);
 

@@ -251,6 +251,7 @@ static inline void nb__header_init(nb__thread_state *T, nb_tensor *t, int cls, i
     t->name_k = 0;
     t->version = t->in_version = 0;
     T->mem.stats.live_tensors++;
+    T->mem.stats.tensors_made++;
     T->mem.stats.live_bytes += (int64_t)nb__class_bytes(cls);
     if (T->mem.stats.live_bytes > T->mem.stats.peak_bytes)
         T->mem.stats.peak_bytes = T->mem.stats.live_bytes;
