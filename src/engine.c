@@ -242,7 +242,7 @@ static int backprop(nb__thread_state *T, nb_tensor *x, const bool *need, bool cr
             rc = accumulate(in[i], g, create_graph);
         }
     }
-    while (T->pool.len > mark) nb__unref(T->pool.slot[--T->pool.len]); /* the rule's scope */
+    while (T->pool.len > mark) nb__scope_pop(T); /* the rule's scope */
     return rc;
 }
 

@@ -135,6 +135,11 @@ bool nb__check_finite(const nb_tensor *t, const char *phase) {
 
 bool nb__null_args_slow(const char *who, int n, nb_tensor *const *in) {
     for (int i = 0; i < n; i++) {
+        if (in[i] && nb__is_dead(in[i])) {
+            nb__err("%s: argument %d was already released (used after its scope ended, or "
+                    "released more often than retained)", who, i + 1);
+            return true;
+        }
         if (!in[i]) {
             if (!nb__thread()->error.set) nb__err("%s: NULL argument %d", who, i + 1);
             return true;
@@ -198,6 +203,7 @@ static void *block_get(nb__thread_state *T, int cls, size_t bytes) {
 static void *block_get_raw(nb__thread_state *T, int cls, size_t bytes) {
     void *b = T->mem.free_list[cls];
     if (b) {
+        NB__UNPOISON_BLOCK(b, nb__class_bytes(cls));
         T->mem.free_list[cls] = *(void **)b;
         return b;
     }
@@ -211,6 +217,7 @@ static void block_put(nb__thread_state *T, void *b, int cls) {
     if (!T->initialised) tls_init(T); /* a block made by another thread */
     *(void **)b = T->mem.free_list[cls];
     T->mem.free_list[cls] = b;
+    NB__POISON_BLOCK(b, nb__class_bytes(cls));
 }
 
 void nb_trim(void) {
@@ -219,6 +226,7 @@ void nb_trim(void) {
         void *b = T->mem.free_list[c];
         while (b) {
             void *next = *(void **)b;
+            NB__UNPOISON_BLOCK(b, nb__class_bytes(c));
             free(b);
             b = next;
         }
@@ -322,12 +330,22 @@ static void free_block(nb_tensor *t) {
     nb__storage *st = nb__storage_of(t);
     if (st && --st->refcount == 0 && st->destroy) st->destroy(st);
     int cls = t->size_class;
+    t->refcount = NB__DEAD_REFCOUNT; /* (until the block is reused) */
     T->mem.stats.live_tensors--;
     T->mem.stats.live_bytes -= (int64_t)nb__class_bytes(cls);
     block_put(T, t, cls);
 }
 
+/* "<who>: <t> was released ..." when t is dead (a use after release) */
+static bool dead_arg(const char *who, const nb_tensor *t) {
+    if (!t || !nb__is_dead(t)) return false;
+    nb__err("%s: the tensor was already released (used after its scope ended, or released "
+            "more often than retained)", who);
+    return true;
+}
+
 nb_tensor *nb_retain(nb_tensor *t) {
+    if (dead_arg("retain", t)) return NULL;
     if (t) t->refcount++;
     return t;
 }
@@ -385,7 +403,15 @@ nb__aux *nb__aux_of(nb_tensor *t, size_t data_bytes, int nheld) {
     return aux_make(t, data_bytes, nheld, true);
 }
 
-void nb_release(nb_tensor *t) { nb__unref(t); }
+void nb_release(nb_tensor *t) {
+    if (!t || dead_arg("release", t)) return;
+    if (t->refcount == 1 && (t->flags & NB__POOLED)) { /* the last reference is its scope's */
+        nb__err("release: %s is released more often than it was retained (its scope still "
+                "holds it; the extra release is ignored)", nb_name(t));
+        return;
+    }
+    nb__unref(t);
+}
 
 /* ---- scopes ------------------------------------------------------------------ */
 nb_tensor *nb__pool_slow(nb_tensor *t) {
@@ -397,6 +423,7 @@ nb_tensor *nb__pool_slow(nb_tensor *t) {
         return NULL;
     }
     T->pool.slot[T->pool.len++] = t;
+    t->flags |= NB__POOLED;
     return t;
 }
 
@@ -404,7 +431,7 @@ size_t nb_scope_begin(void) { return nb__thread()->pool.len; }
 
 void nb_scope_end(size_t mark) {
     nb__thread_state *T = nb__thread();
-    while (T->pool.len > mark) nb__unref(T->pool.slot[--T->pool.len]);
+    while (T->pool.len > mark) nb__scope_pop(T);
 }
 
 void nb_cleanup(void) {
@@ -588,12 +615,13 @@ nb_tensor *nb__const_like(const nb_tensor *t, double value) {
 }
 
 /* ---- inspection ------------------------------------------------------------ */
-int nb_ndim(const nb_tensor *t) { return t ? t->ndim : -1; }
-const int64_t *nb_shape(const nb_tensor *t) { return t ? t->shape : NULL; }
-int64_t nb_numel(const nb_tensor *t) { return t ? t->numel : -1; }
-const double *nb_data(const nb_tensor *t) { return t ? t->data : NULL; }
+/* the accessors refuse a released tensor (see dead_arg) */
+int nb_ndim(const nb_tensor *t) { return t && !dead_arg("ndim", t) ? t->ndim : -1; }
+const int64_t *nb_shape(const nb_tensor *t) { return t && !dead_arg("shape", t) ? t->shape : NULL; }
+int64_t nb_numel(const nb_tensor *t) { return t && !dead_arg("numel", t) ? t->numel : -1; }
+const double *nb_data(const nb_tensor *t) { return t && !dead_arg("data", t) ? t->data : NULL; }
 double *nb_data_mut(nb_tensor *t) {
-    if (!t) return NULL;
+    if (!t || dead_arg("data_mut", t)) return NULL;
     t->version++; /* a node recorded before this change can no longer be differentiated */
     atomic_store_explicit(&nb__mutated, true, memory_order_relaxed);
     return t->data;
@@ -620,6 +648,7 @@ double nb_item(const nb_tensor *t) {
         if (!nb__thread()->error.set) nb__err("item: NULL argument 1");
         return NAN;
     }
+    if (dead_arg("item", t)) return NAN;
     if (t->numel != 1) {
         char s[NB__SHAPE_BUF];
         nb__err("item: a tensor of shape %s has %lld elements, not 1",
@@ -629,7 +658,7 @@ double nb_item(const nb_tensor *t) {
     return t->data[0];
 }
 
-nb_tensor *nb_grad(const nb_tensor *t) { return t ? t->grad : NULL; }
+nb_tensor *nb_grad(const nb_tensor *t) { return t && !dead_arg("grad", t) ? t->grad : NULL; }
 nb_tensor *nb_tangent(const nb_tensor *t) { return t ? t->tangent : NULL; }
 
 void nb_zero_grad(nb_tensor *t) {

@@ -40,6 +40,8 @@ enum {
     NB__EXTERN = 1u << 4,      /* data is external: the block keeps a storage pointer
                                   where inline data would start (nb__storage_of)        */
     NB__HAS_AUX = 1u << 5,     /* t->aux is set (read from the first cache line)        */
+    NB__POOLED = 1u << 6,      /* a scope holds a reference (nb_release refuses to take
+                                  the last one from it: an over-release)                */
 };
 /* how nb_name makes the name */
 enum {
@@ -112,6 +114,28 @@ static inline nb__storage *nb__storage_of(const nb_tensor *t) {
 _Static_assert(sizeof(struct nb_tensor) <= 192, "a node's bookkeeping stays within 192 bytes");
 _Static_assert(offsetof(struct nb_tensor, grad) == 64, "the hot fields fill the first cache line");
 
+/* A released tensor's block is back in the cache; until it is reused its
+   refcount says it is dead, so that a use after release is an error.  In
+   AddressSanitizer builds cached blocks are also poisoned (all but the
+   free-list link), so every such use is reported. */
+#define NB__DEAD_REFCOUNT (INT64_MIN / 2)
+static inline bool nb__is_dead(const nb_tensor *t) { return t->refcount <= 0; }
+#if defined(__SANITIZE_ADDRESS__)
+#define NB__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NB__ASAN 1
+#endif
+#endif
+#ifdef NB__ASAN
+#include <sanitizer/asan_interface.h>
+#define NB__POISON_BLOCK(b, bytes) ASAN_POISON_MEMORY_REGION((char *)(b) + sizeof(void *), (bytes) - sizeof(void *))
+#define NB__UNPOISON_BLOCK(b, bytes) ASAN_UNPOISON_MEMORY_REGION((b), (bytes))
+#else
+#define NB__POISON_BLOCK(b, bytes) ((void)(b), (void)(bytes))
+#define NB__UNPOISON_BLOCK(b, bytes) ((void)(b), (void)(bytes))
+#endif
+
 /* A node's inputs, wherever they are kept. */
 static inline nb_tensor *const *nb__inputs(const nb_tensor *t) { /* (aux is set when nin > 3) */
     return t->nin <= NB__MAX_IN ? t->in : t->aux->held;
@@ -123,11 +147,12 @@ void *nb__err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* numpy's way of writing a shape: "(3, 1)", "(4,)", "()". Returns buf. */
 const char *nb__shape_str(int ndim, const int64_t *shape, char *buf, size_t size);
 #define NB__SHAPE_BUF 192
-/* true when any argument is NULL; sets "<who>: NULL argument N" if no error is set */
+/* true when any argument is NULL or released; sets "<who>: NULL argument N"
+   (if no error is set) or "<who>: argument N was released ..." */
 bool nb__null_args_slow(const char *who, int n, nb_tensor *const *in);
 static inline bool nb__null_args(const char *who, int n, nb_tensor *const *in) {
     for (int i = 0; i < n; i++)
-        if (!in[i]) return nb__null_args_slow(who, n, in);
+        if (!in[i] || in[i]->refcount <= 0) return nb__null_args_slow(who, n, in);
     return false;
 }
 /* Anomaly detection: the first non-finite element (-1 when all are finite), and
@@ -265,6 +290,7 @@ static inline nb_tensor *nb__alloc_like(const char *who, const nb_tensor *like) 
     int cls = nb__size_class(NB__HDR + (size_t)like->numel * sizeof(double));
     nb_tensor *t = (nb_tensor *)T->mem.free_list[cls];
     if (!t || T->mem.fail_countdown) return nb__alloc_like_slow(who, like);
+    NB__UNPOISON_BLOCK(t, nb__class_bytes(cls));
     T->mem.free_list[cls] = *(void **)t;
     nb__header_init(T, t, cls, like->ndim, like->numel);
     if (like->ndim <= 2) { /* (slots past ndim hold garbage that nobody reads) */
@@ -297,9 +323,16 @@ static inline nb_tensor *nb__pool(nb_tensor *t) {
     nb__thread_state *T = nb__thread();
     if (t && T->pool.len < T->pool.cap) {
         T->pool.slot[T->pool.len++] = t;
+        t->flags |= NB__POOLED;
         return t;
     }
     return nb__pool_slow(t);
+}
+/* the innermost scope gives up its last reference */
+static inline void nb__scope_pop(nb__thread_state *T) {
+    nb_tensor *t = T->pool.slot[--T->pool.len];
+    t->flags &= (uint8_t)~NB__POOLED;
+    nb__unref(t);
 }
 
 /* ---- names -------------------------------------------------------------------------- */
