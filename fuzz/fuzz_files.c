@@ -1,6 +1,6 @@
 /*
- * fuzz_files: libFuzzer target for the file readers of src/nn: nb_idx_read
- * (plain and gzip-compressed), nb_csv_read, nb_params_load.  The first byte
+ * fuzz_files: libFuzzer target for the file readers: nb_idx_read (plain and
+ * gzip-compressed) and nb_csv_read in src/io/, nb_params_load in src/nn/.  The first byte
  * of the input picks the reader and its options, the rest is the file.
  *
  * Properties, besides no crash and no sanitizer report (ASan catches any

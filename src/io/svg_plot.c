@@ -7,7 +7,7 @@
  * into it (in pixel coordinates) and is framed, ticked and labelled when the
  * figure is saved.
  */
-#include "nn.h"
+#include "io/io.h"
 
 #include <errno.h>
 #include <math.h>
