@@ -295,9 +295,18 @@ NB_API int64_t    nb_names_next(const char *op);
    (reproducible) and compares, for every element of every input that
    requires grad, the reverse-mode gradient of <u, f(x)> with
    (<u,f(x+eps e_i)> - <u,f(x-eps e_i)>) / (2 eps).  *max_err receives the
-   largest |analytic - numeric| / max(1, |numeric|).  gradgradcheck does the
-   same for the gradient itself (computed with create_graph), which checks
-   every second derivative rule on the way.  Both return 0, or -1 on error. */
+   largest |analytic - numeric| / max(1, |numeric|) (NaN if any is NaN).
+   gradgradcheck does the same for the gradient itself (computed with
+   create_graph), which checks every second derivative rule on the way.
+   eps must be positive and finite (1e-6 suits float64; gradgradcheck
+   1e-6 to 1e-4).  Both return
+     0   the check passed: max_err <= NB_GRADCHECK_TOL;
+     1   the check ran and failed: max_err > NB_GRADCHECK_TOL or NaN, and
+         nb_last_error() names the input and element with the largest error;
+     -1  error (bad arguments, f failed, out of memory), max_err = NaN.
+   NB_GRADCHECK_TOL (1e-5) is PyTorch's default absolute tolerance; the
+   error of the central difference itself is O(eps^2) + O(1e-16 / eps). */
+#define NB_GRADCHECK_TOL 1e-5
 typedef nb_tensor *(*nb_multi_fn)(int n, nb_tensor *const *inputs, void *ctx);
 NB_API int nb_gradcheck(nb_multi_fn f, int n, nb_tensor *const *inputs, void *ctx,
                         double eps, double *max_err);
@@ -487,8 +496,11 @@ NB_API const nb_linear *nb_mlp_layer(const nb_mlp *m, int i);    /* NULL out of 
 NB_API nb_tensor *nb_mse_loss(nb_tensor *pred, nb_tensor *target);
 /* Cross-entropy from logits (B, C) and labels: B class indices in [0, C)
    stored as doubles, shape (B,) or (B, 1).  -(1/B) sum_i log_softmax(z_i)[y_i]:
-   finite for any finite logits; gradient (softmax - onehot) / B.  Error on a
-   label that is not an integer in range (names the row). */
+   finite for any finite logits, and with -inf logits of wrong classes, as
+   long as the exact loss is below the largest double (it is +inf when a
+   label's logit is -inf or about 1.8e308 below the row's largest); the
+   gradient (softmax - onehot) / B.  Error on a label that is not an integer
+   in range (names the row). */
 NB_API nb_tensor *nb_cross_entropy(nb_tensor *logits, nb_tensor *labels);
 /* Binary cross-entropy from logits z and targets y in [0, 1] of z's shape:
    mean(max(z, 0) - z y + log(1 + exp(-|z|))), stable for any z, gradient

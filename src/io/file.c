@@ -58,10 +58,16 @@ void nb__err_in_file(const char *who, const char *path) {
     size_t l = strnlen(cur, sizeof msg - 1);
     memcpy(msg, cur, l);
     msg[l] = 0;
-    size_t w = strlen(who);
-    if (strncmp(msg, who, w) == 0 && msg[w] == ':') return;
     char p[256];
-    nb__err("%s: %s: %s", who, shown(path, p, sizeof p), msg);
+    shown(path, p, sizeof p);
+    size_t w = strlen(who);
+    const char *rest = msg;
+    if (strncmp(msg, who, w) == 0 && msg[w] == ':') {
+        if (strstr(msg, p)) return; /* names both already */
+        rest = msg + w + 1;
+        while (*rest == ' ') rest++;
+    }
+    nb__err("%s: %s: %s", who, p, rest);
 }
 
 /* ---- the C locale ----------------------------------------------------------- */

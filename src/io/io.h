@@ -54,7 +54,7 @@ unsigned char *nb__read_file(const char *who, const char *path, size_t *len, boo
 nb_tensor *nb__data_tensor(const char *who, int ndim, const int64_t *shape);
 
 /* Rewrites the current message (typically "out of memory (N bytes)") as
-   "<who>: <path>: <message>" unless it already starts with "<who>:". */
+   "<who>: <path>: <message>" unless it already names both. */
 void nb__err_in_file(const char *who, const char *path);
 
 /* Switches the calling thread to the "C" locale; returns what to hand to

@@ -10,7 +10,7 @@
 /* ---- minibatches ------------------------------------------------------------ */
 
 nb_tensor *nb_gather_rows(const nb_tensor *x, const int64_t *idx, int64_t n) {
-    if (!x) return nb__err("gather_rows: NULL tensor");
+    if (!x) return nb_last_error() ? NULL : nb__err("gather_rows: NULL tensor"); /* keep the first */
     if (!idx && n > 0) return nb__err("gather_rows: NULL indices");
     if (x->ndim < 1) return nb__err("gather_rows: a 0-d tensor has no rows");
     if (n < 0) return nb__err("gather_rows: negative count %lld", (long long)n);
@@ -106,7 +106,8 @@ int64_t nb_batcher_next(nb_batcher *b, const int64_t **idx) {
 
 int64_t nb_batcher_num_batches(const nb_batcher *b) {
     if (!b) return 0;
-    return b->drop_last ? b->n / b->bs : (b->n + b->bs - 1) / b->bs;
+    /* n / bs rounded up without n + bs - 1, which overflows for a huge bs */
+    return b->drop_last ? b->n / b->bs : b->n / b->bs + (b->n % b->bs != 0);
 }
 
 int64_t nb_batcher_epoch(const nb_batcher *b) { return b ? b->epoch : 0; }
