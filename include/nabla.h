@@ -428,7 +428,8 @@ NB_API void        nb_params_summary(const nb_params *p, FILE *out);
  *     then      the values of every tensor, in the order above, row-major,
  *               IEEE-754 float64 little-endian
  *     last      uint32    CRC-32 (IEEE 802.3, as zlib's crc32) of all bytes before it
- * nb_params_load reads the whole file and checks everything (magic, version,
+ * nb_params_load reads the whole file (a regular file: see "data" below for
+ * what is refused) and checks everything (magic, version,
  * size, checksum, that the file holds exactly the store's names, each with the
  * store's shape, in any order) BEFORE copying the values in: on any error it
  * returns -1 with a message naming the file and the problem, and the store is
@@ -536,17 +537,36 @@ NB_API void      nb_optim_free(nb_optim *o);               /* NULL-safe */
 
 /* ---- data ---------------------------------------------------------------------------
    Readers return a new tensor (into the current scope) with requires_grad
-   false.  Bad files never crash: NULL + an error naming the file and what is
-   wrong (and where). */
+   false.  Bad files never crash: NULL + an error naming the reader, the file
+   and what is wrong (and where), out of memory included; control characters
+   in messages are escaped (\r, \x01).  Limits, for these readers and
+   nb_params_load:
+     - regular files only: a FIFO, a device (/dev/zero), a directory or a
+       socket is refused before anything is read (opening never blocks);
+     - a file is read into memory whole (CSV, parameter files) or in the
+       size its header declares (IDX), so memory is bounded by the file;
+     - numbers are read in the "C" locale: "1.5" whatever setlocale() says
+       (and nb_repr, nb_dot and the SVG plots write them so too). */
 /* IDX (the MNIST format): magic 00 00 <type> <ndim>, ndim big-endian uint32
    sizes, then the big-endian values (type 0x08 ubyte, 0x09 byte, 0x0B int16,
    0x0C int32, 0x0D float32, 0x0E float64).  Gzip-compressed files (.gz) are
    read through zlib (when nabla is built with it).  The result has the
-   file's shape and its values converted to double (ubyte 0..255 as is). */
+   file's shape and its values converted to double (ubyte 0..255 as is).
+   Limits: at most 2^40 elements; the file must hold exactly the declared
+   bytes (a plain file is checked from its size before reading; a gzip
+   stream is inflated to the declared size plus one byte and no further, so
+   a small file that inflates to gigabytes costs only what it declares). */
 NB_API nb_tensor *nb_idx_read(const char *path);
 /* A CSV file of numbers: one row per line, fields separated by `delim`
-   (',' ';' '\t' ...), blank lines skipped, optionally a header line skipped.
-   Every row must have the same number of fields.  Result (rows, cols). */
+   (',' ';' '\t' ...), blank lines skipped, optionally a header line skipped,
+   LF or CRLF line ends, a UTF-8 byte-order mark at the start skipped, fields
+   optionally in double quotes.  Every row must have the same number of
+   fields.  Result (rows, cols).  Refused, naming file, line and field: a
+   field that is not a number (strtod's syntax in the "C" locale; "inf" and
+   "nan" are numbers), one that contains a NUL byte, one out of range
+   ("1e400": larger than the largest double; underflow to 0 or a subnormal
+   is accepted), one longer than 127 characters.  Limit: 1 GiB of text
+   (after decompression; a larger plain file is refused from its size). */
 NB_API nb_tensor *nb_csv_read(const char *path, char delim, bool header);
 /* The rows idx[0..n) of x (first axis), as a new tensor (n, ...) with
    requires_grad false: a minibatch.  NULL + error on an index out of range. */
