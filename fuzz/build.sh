@@ -18,8 +18,8 @@ if printf '#include <zlib.h>\nint main(void){return 0;}\n' | $CC -x c - -lz -o /
     LIBS="$LIBS -lz"
 fi
 
-srcs=$(ls "$root"/src/*.c "$root"/src/ops/*.c "$root"/src/util/*.c 2>/dev/null)
-[ -d "$root/src/nn" ] && srcs="$srcs $(ls "$root"/src/nn/*.c)"
+# every library source, in whatever folder of src/ it lives
+srcs=$(find "$root/src" -name '*.c' | LC_ALL=C sort)
 objs=""
 for s in $srcs; do
     rel=${s#"$root"/src/}

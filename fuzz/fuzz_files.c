@@ -1,12 +1,13 @@
 /*
- * fuzz_files: libFuzzer target for the file readers of src/nn: nb_idx_read
- * (plain and gzip-compressed), nb_csv_read, nb_params_load.  The first byte
+ * fuzz_files: libFuzzer target for the file readers: nb_idx_read (plain and
+ * gzip-compressed) and nb_csv_read in src/io/, nb_params_load in src/nn/.  The first byte
  * of the input picks the reader and its options, the rest is the file.
  *
  * Properties, besides no crash and no sanitizer report (ASan catches any
  * read outside the file's buffer):
  *   - a failure returns NULL / -1 with a message that starts with the
- *     reader's name and names the file;
+ *     reader's name and names the file (IDX, CSV: with no raw control
+ *     character);
  *   - IDX: an oracle in this file decodes the header itself; the reader
  *     accepts exactly the well-formed files, with the declared shape and
  *     values (checked element by element);
@@ -49,6 +50,10 @@ static void check_msg(const char *prefix) {
     const char *m = nb_last_error();
     if (!m || !m[0]) violated("failed without a message", NULL);
     if (strncmp(m, prefix, strlen(prefix)) != 0) violated("message does not name the reader", m);
+    /* control characters come escaped (the IDX and CSV readers; not yet the
+       parameter loader, which shows a name's bytes as they are) */
+    for (const char *c = m; strcmp(prefix, "load:") != 0 && *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) violated("raw control character in a message", m);
     /* every message past argument checks names the file */
     if (!strstr(m, path) && !strstr(m, "out of memory")) violated("message does not name the file", m);
 }
@@ -177,6 +182,8 @@ static void fuzz_csv(const uint8_t *d, size_t n, uint8_t mode) {
         if (delim != '\n' && delim != 0 && delim != '"' && !strstr(m, path) &&
             !strstr(m, "out of memory"))
             violated("message does not name the file", m);
+        for (const char *c = m; *c; c++) /* fields are shown escaped */
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) violated("raw control character in a message", m);
         return;
     }
     if (delim == '\n' || delim == 0 || delim == '"') violated("a bad delimiter accepted", NULL);

@@ -296,9 +296,18 @@ NB_API int64_t    nb_names_next(const char *op);
    (reproducible) and compares, for every element of every input that
    requires grad, the reverse-mode gradient of <u, f(x)> with
    (<u,f(x+eps e_i)> - <u,f(x-eps e_i)>) / (2 eps).  *max_err receives the
-   largest |analytic - numeric| / max(1, |numeric|).  gradgradcheck does the
-   same for the gradient itself (computed with create_graph), which checks
-   every second derivative rule on the way.  Both return 0, or -1 on error. */
+   largest |analytic - numeric| / max(1, |numeric|) (NaN if any is NaN).
+   gradgradcheck does the same for the gradient itself (computed with
+   create_graph), which checks every second derivative rule on the way.
+   eps must be positive and finite (1e-6 suits float64; gradgradcheck
+   1e-6 to 1e-4).  Both return
+     0   the check passed: max_err <= NB_GRADCHECK_TOL;
+     1   the check ran and failed: max_err > NB_GRADCHECK_TOL or NaN, and
+         nb_last_error() names the input and element with the largest error;
+     -1  error (bad arguments, f failed, out of memory), max_err = NaN.
+   NB_GRADCHECK_TOL (1e-5) is PyTorch's default absolute tolerance; the
+   error of the central difference itself is O(eps^2) + O(1e-16 / eps). */
+#define NB_GRADCHECK_TOL 1e-5
 typedef nb_tensor *(*nb_multi_fn)(int n, nb_tensor *const *inputs, void *ctx);
 NB_API int nb_gradcheck(nb_multi_fn f, int n, nb_tensor *const *inputs, void *ctx,
                         double eps, double *max_err);
@@ -420,7 +429,8 @@ NB_API void        nb_params_summary(const nb_params *p, FILE *out);
  *     then      the values of every tensor, in the order above, row-major,
  *               IEEE-754 float64 little-endian
  *     last      uint32    CRC-32 (IEEE 802.3, as zlib's crc32) of all bytes before it
- * nb_params_load reads the whole file and checks everything (magic, version,
+ * nb_params_load reads the whole file (a regular file: see "data" below for
+ * what is refused) and checks everything (magic, version,
  * size, checksum, that the file holds exactly the store's names, each with the
  * store's shape, in any order) BEFORE copying the values in: on any error it
  * returns -1 with a message naming the file and the problem, and the store is
@@ -488,8 +498,11 @@ NB_API const nb_linear *nb_mlp_layer(const nb_mlp *m, int i);    /* NULL out of 
 NB_API nb_tensor *nb_mse_loss(nb_tensor *pred, nb_tensor *target);
 /* Cross-entropy from logits (B, C) and labels: B class indices in [0, C)
    stored as doubles, shape (B,) or (B, 1).  -(1/B) sum_i log_softmax(z_i)[y_i]:
-   finite for any finite logits; gradient (softmax - onehot) / B.  Error on a
-   label that is not an integer in range (names the row). */
+   finite for any finite logits, and with -inf logits of wrong classes, as
+   long as the exact loss is below the largest double (it is +inf when a
+   label's logit is -inf or about 1.8e308 below the row's largest); the
+   gradient (softmax - onehot) / B.  Error on a label that is not an integer
+   in range (names the row). */
 NB_API nb_tensor *nb_cross_entropy(nb_tensor *logits, nb_tensor *labels);
 /* Binary cross-entropy from logits z and targets y in [0, 1] of z's shape:
    mean(max(z, 0) - z y + log(1 + exp(-|z|))), stable for any z, gradient
@@ -525,17 +538,36 @@ NB_API void      nb_optim_free(nb_optim *o);               /* NULL-safe */
 
 /* ---- data ---------------------------------------------------------------------------
    Readers return a new tensor (into the current scope) with requires_grad
-   false.  Bad files never crash: NULL + an error naming the file and what is
-   wrong (and where). */
+   false.  Bad files never crash: NULL + an error naming the reader, the file
+   and what is wrong (and where), out of memory included; control characters
+   in messages are escaped (\r, \x01).  Limits, for these readers and
+   nb_params_load:
+     - regular files only: a FIFO, a device (/dev/zero), a directory or a
+       socket is refused before anything is read (opening never blocks);
+     - a file is read into memory whole (CSV, parameter files) or in the
+       size its header declares (IDX), so memory is bounded by the file;
+     - numbers are read in the "C" locale: "1.5" whatever setlocale() says
+       (and nb_repr, nb_dot and the SVG plots write them so too). */
 /* IDX (the MNIST format): magic 00 00 <type> <ndim>, ndim big-endian uint32
    sizes, then the big-endian values (type 0x08 ubyte, 0x09 byte, 0x0B int16,
    0x0C int32, 0x0D float32, 0x0E float64).  Gzip-compressed files (.gz) are
    read through zlib (when nabla is built with it).  The result has the
-   file's shape and its values converted to double (ubyte 0..255 as is). */
+   file's shape and its values converted to double (ubyte 0..255 as is).
+   Limits: at most 2^40 elements; the file must hold exactly the declared
+   bytes (a plain file is checked from its size before reading; a gzip
+   stream is inflated to the declared size plus one byte and no further, so
+   a small file that inflates to gigabytes costs only what it declares). */
 NB_API nb_tensor *nb_idx_read(const char *path);
 /* A CSV file of numbers: one row per line, fields separated by `delim`
-   (',' ';' '\t' ...), blank lines skipped, optionally a header line skipped.
-   Every row must have the same number of fields.  Result (rows, cols). */
+   (',' ';' '\t' ...), blank lines skipped, optionally a header line skipped,
+   LF or CRLF line ends, a UTF-8 byte-order mark at the start skipped, fields
+   optionally in double quotes.  Every row must have the same number of
+   fields.  Result (rows, cols).  Refused, naming file, line and field: a
+   field that is not a number (strtod's syntax in the "C" locale; "inf" and
+   "nan" are numbers), one that contains a NUL byte, one out of range
+   ("1e400": larger than the largest double; underflow to 0 or a subnormal
+   is accepted), one longer than 127 characters.  Limit: 1 GiB of text
+   (after decompression; a larger plain file is refused from its size). */
 NB_API nb_tensor *nb_csv_read(const char *path, char delim, bool header);
 /* The rows idx[0..n) of x (first axis), as a new tensor (n, ...) with
    requires_grad false: a minibatch.  NULL + error on an index out of range. */

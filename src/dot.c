@@ -13,6 +13,7 @@
  * Render with: dot -Tpng graph.dot -o graph.png
  */
 #include "internal.h"
+#include "io/io.h"
 
 #include <string.h>
 
@@ -174,8 +175,8 @@ static void put_tensor(FILE *out, const nb_tensor *t, size_t id) {
 }
 
 int nb_dot(const nb_tensor *t, FILE *out) {
-    if (!t) {
-        nb__err("dot: NULL tensor");
+    if (!t) { /* a failed op's result: its message stands */
+        if (!nb_last_error()) nb__err("dot: NULL tensor");
         return -1;
     }
     if (!out) {
@@ -185,6 +186,7 @@ int nb_dot(const nb_tensor *t, FILE *out) {
     ptrset seen = {0};
     pstack st = {0};
     const char *why = NULL;
+    locale_t prev = nb__c_locale_begin(); /* numbers with a point, whatever setlocale says */
     size_t next_id = 0, id0 = next_id++;
     if (!set_alloc(&seen, 1024) || set_insert(&seen, t, &id0) < 0 || !stack_push(&st, t)) {
         why = "out of memory";
@@ -229,6 +231,7 @@ int nb_dot(const nb_tensor *t, FILE *out) {
     fputs("}\n", out);
     if (fflush(out) != 0 || ferror(out)) why = "write failed";
 done:
+    nb__c_locale_end(prev);
     set_free(&seen);
     nb__free(st.item);
     if (why) {

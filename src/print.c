@@ -593,8 +593,8 @@ static bool repr_build(const nb_tensor *t, sbuf *b) {
 }
 
 int nb_repr(const nb_tensor *t, char *buf, size_t size) {
-    if (!t) {
-        nb__err("repr: NULL tensor");
+    if (!t) { /* a failed op's result: its message stands */
+        if (!nb_last_error()) nb__err("repr: NULL tensor");
         return -1;
     }
     if (!buf && size > 0) {
@@ -619,8 +619,8 @@ int nb_repr(const nb_tensor *t, char *buf, size_t size) {
 }
 
 void nb_print(const nb_tensor *t) {
-    if (!t) {
-        nb__err("print: NULL tensor");
+    if (!t) { /* a failed op's result: its message stands */
+        if (!nb_last_error()) nb__err("print: NULL tensor");
         return;
     }
     sbuf b = {0};

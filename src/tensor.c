@@ -636,7 +636,7 @@ const char *nb_op_name(const nb_tensor *t) { return t ? nb__ops[t->op].name : NU
 
 void nb_set_requires_grad(nb_tensor *t, bool on) {
     if (!t) {
-        nb__err("set_requires_grad: NULL tensor");
+        if (!nb_last_error()) nb__err("set_requires_grad: NULL tensor"); /* keep the first error */
         return;
     }
     if (on) t->flags |= NB__REQ;

@@ -277,6 +277,16 @@ static void test_batches(void) {
     nb_clear_error();
     CHECK(nb_batcher_new(0, 4, true, false, 0) == NULL && has(nb_last_error(), "batcher"));
     CHECK(nb_batcher_new(5, 0, true, false, 0) == NULL);
+    /* a batch size near INT64_MAX: one short batch, or none with drop_last
+       (counting batches as (n + bs - 1) / bs overflows: UBSan stops here) */
+    b = nb_batcher_new(10, INT64_MAX, false, false, 0);
+    CHECK(b && nb_batcher_num_batches(b) == 1);
+    CHECK(nb_batcher_next(b, &idx) == 10 && idx[9] == 9);
+    CHECK(nb_batcher_next(b, &idx) == 0);
+    nb_batcher_free(b);
+    b = nb_batcher_new(10, INT64_MAX - 3, true, true, 7);
+    CHECK(b && nb_batcher_num_batches(b) == 0 && nb_batcher_next(b, &idx) == 0);
+    nb_batcher_free(b);
     nb_batcher_free(NULL);
     nb_scope_end(mark);
 }

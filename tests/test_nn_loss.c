@@ -154,9 +154,46 @@ static void test_accuracy(void) {
     nb_scope_end(mark);
 }
 
+/* finite where the exact loss is: logits whose difference overflows, and
+   -inf logits of wrong classes (no 0 * -inf); analytic values */
+static void test_cross_entropy_extremes(void) {
+    size_t mark = nb_scope_begin();
+    /* (1e308, -1e308), label 0: loss log(1 + exp(-2e308)) = 0, gradient
+       softmax - onehot = (0, 0); label 1 would be 2e308: +inf, not NaN */
+    nb_tensor *z = nb_matrix((double[]){1e308, -1e308}, 1, 2);
+    nb_tensor *l = nb_cross_entropy(z, nb_vector((double[]){0}, 1));
+    CHECK(l && nb_item(l) == 0.0);
+    CHECK(l && nb_backward(l, NULL) == 0);
+    CHECK(nb_grad(z) && nb_data(nb_grad(z))[0] == 0.0 && nb_data(nb_grad(z))[1] == 0.0);
+    nb_zero_grad(z);
+    l = nb_cross_entropy(z, nb_vector((double[]){1}, 1));
+    CHECK(l && isinf(nb_item(l)) && nb_item(l) > 0);
+    /* a -inf logit of a wrong class: rows (0, -inf, -1) and (2, 1, -inf),
+       label 0: loss log(1 + e^-1) each; gradient (softmax - onehot) / 2 with
+       s0 = softmax(0, -1)[0] = 1 / (1 + e^-1) and 0 at the -inf entries */
+    nb_tensor *w = nb_matrix((double[]){0, -INFINITY, -1, 2, 1, -INFINITY}, 2, 3);
+    l = nb_cross_entropy(w, nb_vector((double[]){0, 0}, 2));
+    double s0 = 1 / (1 + exp(-1.0)), e = exp(-1.0);
+    double want = log(1 + e); /* each row: row 2 is lse(2, 1) - 2 = log(1 + e^-1) too */
+    CHECK(l && isfinite(nb_item(l)));
+    CHECK_NEAR(l ? nb_item(l) : NAN, want, 1e-15);
+    CHECK(l && nb_backward(l, NULL) == 0);
+    const double *g = nb_grad(w) ? nb_data(nb_grad(w)) : NULL;
+    CHECK(g != NULL);
+    if (g) {
+        const double gw[6] = {(s0 - 1) / 2, 0, (1 - s0) / 2, (s0 - 1) / 2, (1 - s0) / 2, 0};
+        for (int i = 0; i < 6; i++) CHECK_NEAR(g[i], gw[i], 1e-15);
+    }
+    /* the label's own logit -inf: the exact loss is +inf */
+    l = nb_cross_entropy(nb_matrix((double[]){-INFINITY, 0}, 1, 2), nb_vector((double[]){0}, 1));
+    CHECK(l && isinf(nb_item(l)) && nb_item(l) > 0);
+    nb_scope_end(mark);
+}
+
 int main(void) {
     test_mse();
     test_cross_entropy();
+    test_cross_entropy_extremes();
     test_bce();
     test_accuracy();
     nb_cleanup();

@@ -537,8 +537,10 @@ static void gradcheck_can_fail(void) {
     const double xv[] = {1.0, -2.0, 3.0};
     nb_tensor *x = nb_vector(xv, 3);
     double err = 0;
+    nb_clear_error();
     int rc = nb_gradcheck(wrong_grad, 1, &x, NULL, EPS, &err);
-    CHECK(rc == 0 && err > 0.1);
+    CHECK(rc == 1 && err > 0.1); /* the check ran and failed */
+    CHECK(nb_last_error() && strstr(nb_last_error(), "gradcheck: input 1, element") == nb_last_error());
     /* a function that fails: -1 with a message, even when f set none */
     nb_clear_error();
     CHECK(nb_gradcheck(fails, 1, &x, NULL, EPS, &err) == -1);

@@ -4,6 +4,7 @@
  */
 #include "nn.h"
 
+#include <float.h>
 #include <math.h>
 
 nb_tensor *nb_mse_loss(nb_tensor *pred, nb_tensor *target) {
@@ -46,11 +47,21 @@ nb_tensor *nb_cross_entropy(nb_tensor *logits, nb_tensor *labels) {
     }
     int64_t B = logits->shape[0], C = logits->shape[1];
     if (!labels_ok("cross_entropy", labels, B, C)) return NULL;
-    /* -(1/B) sum(onehot * log_softmax(z)): the gradient is (softmax - onehot) / B */
-    nb_tensor *onehot = nb__const(2, logits->shape, 0.0);   /* (B, C), no grad */
-    if (!onehot) return NULL;
-    for (int64_t i = 0; i < B; i++) onehot->data[i * C + (int64_t)labels->data[i]] = 1.0;
-    nb_tensor *ls = nb_log_softmax(logits, 1);               /* (B, C) */
+    /* -(1/B) sum(onehot * log_softmax(z)): the gradient is (softmax - onehot) / B.
+       A wrong class's log_softmax can be -inf (a -inf logit, or logits like
+       (1e308, -1e308) whose difference overflows), and 0 * -inf is NaN: so
+       the wrong classes are first raised to at least -DBL_MAX (their weight
+       is 0, so nothing else changes), while the label's entry is kept as it
+       is (floor -inf): its -inf is the loss's +inf. */
+    nb_tensor *onehot = nb__const(2, logits->shape, 0.0);     /* (B, C), no grad */
+    nb_tensor *floor_ = nb__const(2, logits->shape, -DBL_MAX); /* (B, C), no grad */
+    if (!onehot || !floor_) return NULL;
+    for (int64_t i = 0; i < B; i++) {
+        int64_t k = i * C + (int64_t)labels->data[i];
+        onehot->data[k] = 1.0;
+        floor_->data[k] = -INFINITY;
+    }
+    nb_tensor *ls = nb_maximum(nb_log_softmax(logits, 1), floor_); /* (B, C) */
     return nb_scale(nb_sum(nb_prod(onehot, ls)), -1.0 / (double)B);
 }
 
@@ -74,8 +85,8 @@ nb_tensor *nb_bce_with_logits(nb_tensor *logits, nb_tensor *targets) {
 }
 
 int nb_argmax_rows(const nb_tensor *scores, int64_t *out) {
-    if (!scores || !out) {
-        nb__err("argmax_rows: NULL argument");
+    if (!scores || !out) { /* a NULL tensor from a failed op: its message stands */
+        if (scores || !nb_last_error()) nb__err("argmax_rows: NULL %s", scores ? "output" : "scores");
         return -1;
     }
     if (scores->ndim != 2 || scores->shape[1] < 1) {
@@ -96,8 +107,8 @@ int nb_argmax_rows(const nb_tensor *scores, int64_t *out) {
 }
 
 double nb_accuracy(const nb_tensor *scores, const nb_tensor *labels) {
-    if (!scores || !labels) {
-        nb__err("accuracy: NULL argument");
+    if (!scores || !labels) { /* a failed op's result: its message stands */
+        if (!nb_last_error()) nb__err("accuracy: NULL argument");
         return NAN;
     }
     if (scores->ndim != 2 || scores->shape[0] < 1 || scores->shape[1] < 1) {

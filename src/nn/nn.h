@@ -5,6 +5,7 @@
 #define NABLA_NN_H
 
 #include "internal.h"
+#include "io/io.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -38,13 +39,6 @@ void nb__params_truncate(nb_params *p, int64_t n);
 /* CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), continuing crc. */
 uint32_t nb__crc32(uint32_t crc, const void *buf, size_t len);
 
-/* A new leaf of `shape` with requires_grad false, data uninitialised, named
-   "in:<k>", pooled into the current scope (readers, gather). */
-nb_tensor *nb__data_tensor(const char *who, int ndim, const int64_t *shape);
-
-/* Reads a whole file (through zlib when it is gzip-compressed and zlib is
-   available) into a new nb__malloc buffer.  NULL + "<who>: <path>: ..." on
-   failure. */
-unsigned char *nb__read_file(const char *who, const char *path, size_t *len, bool gunzip);
+/* nb__data_tensor, nb__read_file: src/io/io.h */
 
 #endif /* NABLA_NN_H */

@@ -7,7 +7,7 @@
  * into it (in pixel coordinates) and is framed, ticked and labelled when the
  * figure is saved.
  */
-#include "nn.h"
+#include "io/io.h"
 
 #include <errno.h>
 #include <math.h>
@@ -29,7 +29,9 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
         size_t room = b->cap - b->len;
+        locale_t prev = nb__c_locale_begin(); /* "0.75", never "0,75" */
         int n = vsnprintf(b->s ? b->s + b->len : NULL, room, fmt, ap);
+        nb__c_locale_end(prev);
         va_end(ap);
         if (n < 0) {
             b->oom = true;
