@@ -65,19 +65,21 @@ else
 fi
 
 # ---- 3. threads under ThreadSanitizer ---------------------------------------------
-section "test_threads, ThreadSanitizer"
+section "test_threads and test_shared_params, ThreadSanitizer"
 if cmake -S . -B build-rel-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNABLA_SANITIZE=thread \
         -DNABLA_OPENBLAS=OFF -DNABLA_BUILD_EXAMPLES=OFF -DNABLA_BUILD_BENCH=OFF >/dev/null &&
-    cmake --build build-rel-tsan -j "$jobs" --target test_threads >build-rel-tsan/build.log 2>&1; then
-    if TSAN_OPTIONS=halt_on_error=1:exitcode=66 ./build-rel-tsan/tests/test_threads \
-        >build-rel-tsan/test_threads.log 2>&1; then
-        note "test_threads (TSan): $(tail -1 build-rel-tsan/test_threads.log), no data race"
-    else
-        status=1
-        note "test_threads (TSan): FAILED, see build-rel-tsan/test_threads.log"
-        grep -A30 "WARNING: ThreadSanitizer" build-rel-tsan/test_threads.log | head -60
-        tail -5 build-rel-tsan/test_threads.log
-    fi
+    cmake --build build-rel-tsan -j "$jobs" --target test_threads test_shared_params >build-rel-tsan/build.log 2>&1; then
+    for t in test_threads test_shared_params; do
+        if TSAN_OPTIONS=halt_on_error=1:exitcode=66 ./build-rel-tsan/tests/$t \
+            >build-rel-tsan/$t.log 2>&1; then
+            note "$t (TSan): $(tail -1 build-rel-tsan/$t.log), no data race"
+        else
+            status=1
+            note "$t (TSan): FAILED, see build-rel-tsan/$t.log"
+            grep -A30 "WARNING: ThreadSanitizer" build-rel-tsan/$t.log | head -60
+            tail -5 build-rel-tsan/$t.log
+        fi
+    done
 else
     status=1
     note "TSan build: FAILED"

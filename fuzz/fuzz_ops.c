@@ -57,6 +57,7 @@ typedef struct {
     nb_tensor *pool[NPOOL];
     bool weird;             /* a 0-element tensor with huge sizes exists: relax exactness */
     bool anomaly;
+    bool poked;             /* data was changed in place: a later backward may refuse */
     int64_t inject;         /* allocation countdown armed for the current call */
     size_t marks[8];
     int depth;
@@ -722,7 +723,7 @@ static void op_backward(fz *z) {
     int e;
     if (!t || !nb_requires_grad(t)) e = E_FAIL;
     else if (seed && !same_shape(seed, nb_ndim(t), nb_shape(t))) e = E_FAIL;
-    else e = E_OK;
+    else e = z->poked ? E_ANY : E_OK;
     rc_check(z, nb_backward(t, seed), e);
     check_pool(z);
 }
@@ -746,6 +747,7 @@ static void op_autograd(fz *z) {
         ins[i] = arg(z);
         if (!ins[i]) e = E_FAIL;
     }
+    if (z->poked && e == E_OK) e = E_ANY; /* (a poked input: refused, with a message) */
     int rc = rc_check(z, nb_autograd(n_out, outs, use_seeds ? seeds : NULL, n_in, ins, grads, cg),
                       e);
     for (int i = 0; i < n_in; i++) {
@@ -867,12 +869,13 @@ static void op_misc(fz *z, uint8_t which) {
         name[len < sizeof name ? len : sizeof name - 1] = 0;
         nb_set_name(a, u8(z) == 0x66 ? NULL : name);
         if (a && !nb_name(a)) violated("NULL name after set_name", NULL);
-        if (a && strlen(nb_name(a)) > 40) violated("a name longer than documented", NULL);
+        if (a && strlen(nb_name(a)) > 63) violated("a name longer than documented", NULL);
         break;
     }
     case 13: {
         cur_op = "poke";
         double *d = nb_data_mut(a);
+        z->poked |= a != NULL;
         if (a && nb_numel(a) > 0) d[u16(z) % nb_numel(a)] = val(z);
         break;
     }

@@ -51,7 +51,15 @@
  * differentiated in several threads at once.  A tensor, and the graph behind
  * it, must be used by one thread at a time (also nb_name, which formats the
  * name into the tensor the first time); reading the data of a tensor that no
- * thread modifies is safe from any number of threads.
+ * thread modifies is safe from any number of threads.  Reference counts are
+ * not atomic, so:
+ *   - handing a tensor from thread A to thread B: A nb_retain()s it, ends
+ *     every scope of its own that holds it (or nb_cleanup()s), and only then
+ *     hands it over; from then on only B touches it and B nb_release()s it;
+ *   - when a thread exits, the tensors still in its root scope are released
+ *     (as by nb_cleanup) and its cache is freed: a tensor that must outlive
+ *     the thread is retained and handed over as above;
+ *   - several threads training the same parameters: see nb_alias below. 
  * ---------------------------------------------------------------------------
  */
 #ifndef NABLA_H
@@ -107,7 +115,7 @@ NB_API double        *nb_data_mut(nb_tensor *t);            /* for parameter upd
 NB_API double         nb_item(const nb_tensor *t);          /* the value of a 1-element tensor;
                                                                NaN + error otherwise      */
 NB_API const char    *nb_name(const nb_tensor *t);          /* "add:0", "in:3", "in_grad" */
-NB_API void           nb_set_name(nb_tensor *t, const char *name); /* up to 23 characters (longer: cut) */
+NB_API void           nb_set_name(nb_tensor *t, const char *name); /* up to 63 characters (longer: cut) */
 NB_API bool           nb_requires_grad(const nb_tensor *t);
 /* On a leaf: whether backward accumulates a gradient into it.  On an interior
    tensor, false stops gradients from flowing through it (like detach). */
@@ -204,6 +212,24 @@ NB_API void       nb_zero_grad(nb_tensor *t);              /* the gradient becom
 NB_API nb_tensor *nb_detach(nb_tensor *t);                 /* same values, no graph, a leaf, requires_grad false */
 NB_API bool       nb_set_grad_enabled(bool on);            /* false = no_grad mode; returns the previous state */
 NB_API bool       nb_is_grad_enabled(void);
+
+/* Several threads, one set of parameters (data-parallel training on threads).
+   A tensor and its graph belong to one thread at a time, so two threads must
+   not record ops on the same parameter W.  Instead, in the thread that owns
+   W and before starting the workers, make one alias per worker:
+   nb_alias(W) is a new leaf (requires_grad, "in:<k>") that shares W's values
+   without copying them and has its own gradient.  Each worker builds its
+   graphs and runs nb_backward on its aliases only.  When the workers are
+   done (joined), the owning thread adds each alias's gradient into W's with
+   nb_accumulate_grad(W, nb_grad(alias)), and releases the aliases (they hold
+   a reference to W, so only the owning thread may release them).  W's values
+   must not change while a worker uses an alias.  The result equals the
+   gradient of one sequential graph over all the workers' data (up to the
+   order of the additions).  Tested under ThreadSanitizer. */
+NB_API nb_tensor *nb_alias(nb_tensor *t);
+/* t's gradient += g (same shape), creating it (zeros + g) if t has none.
+   0 or -1. */
+NB_API int        nb_accumulate_grad(nb_tensor *t, const nb_tensor *g);
 
 /* ===================================================================== */
 /* Higher-order derivatives and forward mode. */

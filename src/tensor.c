@@ -501,8 +501,9 @@ static nb_tensor *from_data(const char *who, const double *data, int ndim, const
     nb_tensor *t = leaf(who, ndim, shape);
     if (!t) return NULL;
     if (t->numel && !data) {
-        nb_release(t);
-        return nb__err("%s: NULL data for %lld elements", who, (long long)t->numel);
+        long long n = (long long)t->numel;
+        nb__unref(t);
+        return nb__err("%s: NULL data for %lld elements", who, n);
     }
     if (t->numel) memcpy(t->data, data, (size_t)t->numel * sizeof(double));
     return nb__pool(t);
@@ -592,6 +593,56 @@ void nb_retain_grad(nb_tensor *t) {
         return;
     }
     t->flags |= NB__RETAIN_GRAD;
+}
+
+/* ---- aliases: one parameter in several threads' graphs ------------------------ */
+typedef struct {
+    nb__storage base;
+    nb_tensor *of; /* the tensor whose values the alias shares (a reference) */
+} alias_storage;
+
+static void alias_destroy(nb__storage *s) {
+    alias_storage *a = (alias_storage *)(void *)s;
+    nb__unref(a->of);
+    nb__free(a);
+}
+
+nb_tensor *nb_alias(nb_tensor *t) {
+    if (nb__null_args("alias", 1, &t)) return NULL;
+    alias_storage *st = nb__malloc(sizeof *st);
+    if (!st) return nb__err("alias: out of memory");
+    st->base.refcount = 0;
+    st->base.destroy = alias_destroy;
+    st->of = nb__ref(t);
+    nb_tensor *a = nb__alloc_external("alias", t->ndim, t->shape, t->data, &st->base);
+    if (!a) {
+        nb__unref(t);
+        nb__free(st);
+        return NULL;
+    }
+    nb__name(a, NB__OP_IN);
+    a->flags |= NB__REQ;
+    return nb__pool(a);
+}
+
+int nb_accumulate_grad(nb_tensor *t, const nb_tensor *g) {
+    nb_tensor *args[2] = {t, (nb_tensor *)g};
+    if (nb__null_args("accumulate_grad", 2, args)) return -1;
+    if (!nb__same_shape(t, g)) {
+        char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
+        nb__err("accumulate_grad: a gradient of shape %s for a tensor of shape %s",
+                nb__shape_str(g->ndim, g->shape, s1, sizeof s1), nb__shape_str(t->ndim, t->shape, s2, sizeof s2));
+        return -1;
+    }
+    if (!t->grad) {
+        nb_tensor *c = nb__alloc_like("accumulate_grad", t);
+        if (!c) return -1;
+        memset(c->data, 0, (size_t)c->numel * sizeof(double));
+        nb__name_as_grad(c, t);
+        t->grad = c;
+    }
+    nb__add_inplace(t->grad, g);
+    return 0;
 }
 
 nb_tensor *nb_detach(nb_tensor *a) {
