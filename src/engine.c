@@ -18,7 +18,6 @@
  * Forward mode lives in forward.c, Jacobians and Hessians in functional.c.
  */
 #include "engine.h"
-
 #include <math.h>
 #include <string.h>
 
@@ -58,10 +57,9 @@ bool nb__link_many(nb_tensor *t, int nin, nb_tensor *const *in) {
 static _Atomic uint64_t walk_epoch;
 
 typedef struct {
-    nb_tensor **order; /* every node after all of its parents (nb_autograd only) */
-    size_t n;
+    nb_tensor **order;   /* every node after all of its parents (nb_autograd only) */
     nb_tensor **results; /* the nodes holding an accumulator after the sweep */
-    size_t nresults;
+    size_t n, nresults;
 } walk_result;
 
 /* after nb_autograd's sweep, does x keep its accumulator? */
@@ -297,14 +295,10 @@ static int sweep(int nroots, nb_tensor *const *roots, nb_tensor *const *seeds, b
 
 /* ---- nb_backward's order: no walk ------------------------------------------------
  * Every recorded node's seq is larger than its recorded parents' (nb__link),
- * so running the rules of the nodes that hold a gradient in decreasing seq
- * order runs each node after every node that can still send it one: those
- * were all made after it.  (If a child C of x were still to come when x's
- * turn came, the chain of nodes through which C's gradient would arrive
- * would start at a node still waiting, whose seq exceeds C's, which exceeds
- * x's: but x was the largest.)  A max-heap keyed by seq holds the interior
- * nodes whose gradient has begun to arrive; each enters once, when its
- * accumulator is created.  Leaves only collect. */
+ * so running the nodes that hold a gradient in decreasing seq order runs
+ * each after every node that can still send it one (all were made after
+ * it).  A max-heap keyed by seq holds the interior nodes whose gradient has
+ * begun to arrive; each enters once, when its accumulator is created. */
 static void heap_push(nb__thread_state *T, size_t *n, nb_tensor *x) { /* room made by the caller */
     size_t i = (*n)++;
     while (i > 0) { /* sift up */
@@ -408,6 +402,12 @@ static bool stores_grad(const nb_tensor *x) {
 int nb_backward(nb_tensor *t, const nb_tensor *seed) {
     nb_tensor *args[1] = {t};
     if (nb__null_args("backward", 1, args)) return -1;
+    if (!seed && nb__thread()->error.set) { /* a NULL seed may be a failed expression's */
+        char msg[sizeof nb__thread()->error.msg];
+        snprintf(msg, sizeof msg, "%s", nb__thread()->error.msg);
+        return nb__err("backward: the seed is NULL while an error is pending (%s); clear it "
+                       "with nb_clear_error() to backpropagate ones", msg) ? 0 : -1;
+    }
     if (!(t->flags & NB__REQ)) {
         nb__err("backward: %s does not require grad (made with grad disabled, or from "
                 "tensors that do not require grad)", nb_name(t));

@@ -4,7 +4,9 @@
    reused; one nb_release too many on a tensor its scope still holds is
    refused instead of freeing it under the scope.  In AddressSanitizer
    builds the cached blocks are poisoned, so that every such use is reported
-   by ASan itself (checked here with ASan's own query, without touching). */
+   by ASan itself (checked here with ASan's own query, without touching).
+   And nb_backward(y, seed) with seed the NULL of a failed expression fails
+   instead of backpropagating ones. */
 #include "check.h"
 #include "tensor.h"
 
@@ -47,6 +49,17 @@ int main(void) {
     CHECK(nb_last_error() && strstr(nb_last_error(), "release:"));
     nb_clear_error();
 #endif
+    /* a NULL seed that is the result of a failed expression is not "ones" */
+    m = nb_scope_begin();
+    nb_tensor *w = nb_vector((double[]){1, 2, 3}, 3), *l = nb_prod(w, w);
+    nb_tensor *seed = nb_add(nb_ones(1, (int64_t[]){2}), nb_ones(1, (int64_t[]){3})); /* fails */
+    CHECK(seed == NULL);
+    CHECK(nb_backward(l, seed) == -1);
+    CHECK(nb_last_error() && strstr(nb_last_error(), "backward: the seed is NULL while an error is pending (add: shapes (2,) and (3,) cannot be broadcast)"));
+    CHECK(nb_grad(w) == NULL);
+    nb_clear_error();
+    CHECK(nb_backward(l, NULL) == 0 && nb_grad(w) && nb_data(nb_grad(w))[2] == 6.0);
+    nb_scope_end(m);
     nb_cleanup();
     return check_report("lifetime");
 }
