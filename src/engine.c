@@ -402,11 +402,12 @@ static bool stores_grad(const nb_tensor *x) {
 int nb_backward(nb_tensor *t, const nb_tensor *seed) {
     nb_tensor *args[1] = {t};
     if (nb__null_args("backward", 1, args)) return -1;
-    if (!seed && nb__thread()->error.set) { /* a NULL seed may be a failed expression's */
-        char msg[sizeof nb__thread()->error.msg];
-        snprintf(msg, sizeof msg, "%s", nb__thread()->error.msg);
-        return nb__err("backward: the seed is NULL while an error is pending (%s); clear it "
-                       "with nb_clear_error() to backpropagate ones", msg) ? 0 : -1;
+    nb__thread_state *T = nb__thread(); /* a NULL seed: maybe an expression failed after t */
+    if (!seed && T->error.set && T->error.clock > t->seq) {
+        char msg[sizeof T->error.msg];
+        memcpy(msg, T->error.msg, sizeof msg);
+        return nb__err("backward: the seed is NULL while an error is pending (%.400s); clear "
+                       "it with nb_clear_error() to backpropagate ones", msg) ? 0 : -1;
     }
     if (!(t->flags & NB__REQ)) {
         nb__err("backward: %s does not require grad (made with grad disabled, or from "

@@ -54,6 +54,7 @@ void *nb__err(const char *fmt, ...) {
     vsnprintf(T->error.msg, sizeof T->error.msg, fmt, ap);
     va_end(ap);
     T->error.set = true;
+    T->error.clock = T->mode.clock;
     return NULL;
 }
 

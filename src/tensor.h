@@ -175,6 +175,7 @@ typedef struct nb__thread_state {
     bool initialised;          /* the exit handler is registered                      */
     struct {                   /* errors (tensor.c)                                    */
         bool set;
+        uint64_t clock;        /* mode.clock when it was set: after which recorded nodes */
         char msg[512];
     } error;
     struct {                   /* modes (engine)                                       */
