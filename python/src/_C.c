@@ -145,7 +145,8 @@ static int unstash(void) { /* 1 when an exception was restored */
 static PyObject *classify(const char *m) {
     if (strstr(m, "axis") && (strstr(m, "out of range") || strstr(m, "out of bounds")))
         return AxisError;
-    if (strstr(m, "index") || strstr(m, "out of bounds")) return PyExc_IndexError;
+    if (strstr(m, "index") && (strstr(m, "out of bounds") || strstr(m, "out of range")))
+        return PyExc_IndexError;
     if (strstr(m, "NULL argument")) return PyExc_TypeError;
     return PyExc_ValueError;
 }
@@ -1050,6 +1051,11 @@ static int is_index_array(PyObject *o) {
     return PyList_Check(o) || PyObject_IsInstance(o, np_ndarray) > 0 || TCHECK(o);
 }
 
+/* an integer (Python's or numpy's), not an array (numpy arrays have __index__ too) */
+static int is_int_key(PyObject *o) {
+    return PyLong_Check(o) || (PyIndex_Check(o) && !is_index_array(o));
+}
+
 static nb_tensor *take_rows(nb_tensor *cur, int axis, PyObject *item) {
     PyObject *arr = index_array(item);
     if (!arr) return NULL;
@@ -1129,7 +1135,7 @@ static nb_tensor *index_tensor(nb_tensor *t, PyObject *key) {
             PyErr_SetString(PyExc_IndexError, "boolean scalar indices are not supported");
             return NULL;
         }
-        if (!PySlice_Check(it) && !PyIndex_Check(it)) {
+        if (!PySlice_Check(it) && !is_int_key(it)) {
             if (!is_index_array(it)) {
                 PyErr_SetString(PyExc_IndexError,
                                 "only integers, slices (`:`), ellipsis (`...`), None and "
@@ -1179,7 +1185,7 @@ static nb_tensor *index_tensor(nb_tensor *t, PyObject *key) {
 #endif
             }
             axis++;
-        } else if (PyIndex_Check(it)) {
+        } else if (is_int_key(it)) {
             Py_ssize_t k = PyNumber_AsSsize_t(it, PyExc_IndexError);
             if (k == -1 && PyErr_Occurred()) return NULL;
             int64_t size = nb_shape(cur)[axis];
