@@ -149,5 +149,5 @@ def _repr(t):
 
 _C._set_repr_hook(_repr)
 
-from . import nn, optim  # noqa: E402  (they use the names above)
+from . import nn, optim, data  # noqa: E402  (they use the names above)
 from . import seed  # noqa: E402
