@@ -305,7 +305,7 @@ static PyObject *t_pow(PyObject *x, PyObject *y, PyObject *mod) {
     return call_binary(x, y, pow_tt);
 }
 
-#ifdef NBPY_HAVE_NUMPY_OPS
+#if defined(NBPY_HAVE_NUMPY_OPS) || defined(NBPY_HAVE_ABS)
 static PyObject *t_abs(PyObject *x) { return call_unary(x, nb_abs); }
 #else
 static PyObject *t_abs(PyObject *x) { return missing("abs"); }
@@ -642,7 +642,7 @@ UNARY(sqrt, nb_sqrt)
 UNARY(square, nb_square)
 UNARY(neg, nb_neg)
 UNARY(clone, nb_identity_copy)
-#ifdef NBPY_HAVE_NUMPY_OPS
+#if defined(NBPY_HAVE_NUMPY_OPS) || defined(NBPY_HAVE_ABS)
 UNARY(abs, nb_abs)
 #else
 static PyObject *m_abs(PyObject *self, PyObject *unused) { return missing("abs"); }

@@ -137,6 +137,19 @@ def test_matmul(sa, sb):
     close(y.grad, ty.grad.numpy())
 
 
+
+def test_abs_against_numpy_and_torch():
+    x = nb.tensor(A, requires_grad=True)
+    try:
+        y = abs(x)
+    except NotImplementedError:
+        pytest.skip("the C library has no nb_abs yet")
+    close(y, np.abs(A))
+    close(x.abs(), np.abs(A))
+    y.sum().backward()
+    close(x.grad, np.sign(A))
+
+
 def test_rmatmul_with_a_list():
     x = nb.tensor([[1.0, 2.0], [3.0, 4.0]])
     close([[1.0, 0.0]] @ x, [[1.0, 2.0]])
