@@ -177,7 +177,7 @@ static PyObject *finish(nb_tensor *r, size_t mark) {
     return wrap(r);
 }
 
-static PyObject *missing(const char *what) {
+__attribute__((unused)) static PyObject *missing(const char *what) {
     PyErr_Format(PyExc_NotImplementedError,
                  "%s: this build of nabla's C library does not have it yet", what);
     return NULL;
