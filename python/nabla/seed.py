@@ -506,3 +506,12 @@ relu = ReLU()
 sigmoid = Sigmoid()
 tanh = Tanh()
 softmax = Softmax()
+
+# the built-in ops' methods share Op's documentation
+for _cls in (Add, Sub, Prod, Sin, Cos, Sum, Mean, Square, MatMul, Exp, ReLU, Sigmoid, Tanh,
+             Softmax):
+    for _m in ("__call__", "grad"):
+        _f = _cls.__dict__[_m]
+        if not _f.__doc__:
+            _f.__doc__ = "%s: %s" % (_cls.__doc__.splitlines()[0], getattr(Op, _m).__doc__)
+del _cls, _m, _f

@@ -99,6 +99,7 @@ class Sequential(Module):
         self.modules = list(modules)
 
     def forward(self, x):
+        """the modules applied in order"""
         for m in self.modules:
             x = m(x)
         return x
@@ -108,6 +109,7 @@ class ReLU(Module):
     """max(x, 0) as a module."""
 
     def forward(self, x):
+        """element-wise relu"""
         return _C.relu(x)
 
 
@@ -115,6 +117,7 @@ class Tanh(Module):
     """tanh as a module."""
 
     def forward(self, x):
+        """element-wise tanh"""
         return _C.tanh(x)
 
 
@@ -122,4 +125,5 @@ class Sigmoid(Module):
     """sigmoid as a module."""
 
     def forward(self, x):
+        """element-wise sigmoid"""
         return _C.sigmoid(x)
