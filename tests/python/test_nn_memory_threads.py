@@ -156,3 +156,22 @@ def test_custom_function_backward_in_threads():
     for t in ts:
         t.join()
     assert out == [[600.0, 600.0]] * 4
+
+
+@needs_torch
+@pytest.mark.skipif(not nb._C.HAVE_CONV, reason="the C library has no nb_conv2d yet")
+@pytest.mark.parametrize("stride,padding", [(1, 0), (2, 1)])
+def test_conv2d_and_pools_against_torch(stride, padding):
+    x0, w0, b0 = rng.normal(size=(2, 3, 7, 6)), rng.normal(size=(4, 3, 3, 2)), rng.normal(size=4)
+    x, w, b = (nb.tensor(v, requires_grad=True) for v in (x0, w0, b0))
+    tx, tw, tb = (torch.tensor(v, requires_grad=True) for v in (x0, w0, b0))
+    y = nb.nn.functional.conv2d(x, w, b, stride=stride, padding=padding)
+    ty = torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=padding)
+    close(y, ty.detach().numpy())
+    z = nb.nn.functional.max_pool2d(y, 2)
+    tz = torch.nn.functional.max_pool2d(ty, 2)
+    close(z, tz.detach().numpy())
+    (z * z).sum().backward()
+    (tz * tz).sum().backward()
+    for a, t in ((x, tx), (w, tw), (b, tb)):
+        close(a.grad, t.grad.numpy(), 1e-9)
