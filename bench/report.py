@@ -113,7 +113,7 @@ def check_line(res_by_thr):
     for key, _, _, _ in WORKLOADS:
         vals = {}
         for res in res_by_thr:
-            for impl in ("nabla", "torch", "c"):
+            for impl in ("nabla", "torch", "c", "py"):
                 v = res.get((key, impl, "check"))
                 if v is not None and impl not in vals:
                     vals[impl] = v
@@ -193,6 +193,30 @@ def main():
                 rel(speed(n, higher), speed(c, higher)),
                 goal(key, n, t, c, higher, nb1)))
     w("")
+
+    # ---- nabla from Python (bench_python.py) beside PyTorch eager (also from Python)
+    if any(k[1] == "py" for k in r1):
+        w("## From Python: nabla's package beside PyTorch eager (1 thread)")
+        w("")
+        w("| workload | nabla from Python | PyTorch | nabla in C | Python vs PyTorch | "
+          "Python vs C | goal |")
+        w("|---|---|---|---|---|---|---|")
+        for key, label, metric, higher in WORKLOADS:
+            p_ = r1.get((key, "py", metric))
+            if p_ is None:
+                continue
+            t = r1.get((key, "torch", metric))
+            n = r1.get((key, "nabla", metric))
+            sp, st, sn = speed(p_, higher), speed(t, higher), speed(n, higher)
+            goals = {"W1": ("≥ 30× faster than PyTorch", sp and st and sp / st >= 30),
+                     "W2": ("≥ 1.8× faster than PyTorch, ≤ 1.15× C time",
+                            sp and st and sn and sp / st >= 1.8 and sn / sp <= 1.15),
+                     "W5": ("≤ 1.1× C time", sp and sn and sn / sp <= 1.1)}
+            g_ = goals.get(key)
+            w("| %s | %s | %s | %s | %s | %s | %s |" % (
+                label, fmt(p_), fmt(t), fmt(n), rel(sp, st), rel(sp, sn),
+                ("%s %s" % (g_[0], "✅" if g_[1] else "❌")) if g_ else ""))
+        w("")
 
     # ---- memory
     if rm:

@@ -45,6 +45,9 @@ fi
 echo "== building in $BUILD" >&2
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >&2
 cmake --build "$BUILD" -j2 --target bench_nabla bench_baseline >&2
+# the Python package (bench_python.py: nabla from Python), when it can be built
+HAVE_PY=0
+if cmake --build "$BUILD" -j2 --target nabla_python >&2 2>/dev/null; then HAVE_PY=1; fi
 
 # ---- run
 rm -rf "$OUT"
@@ -101,6 +104,10 @@ for thr in 1 2; do
         fi
         if [ $HAVE_TORCH = 1 ]; then
             run "PyTorch $W (round $round)" "$f" $thr $PY "$TP" --threads $thr $QUICK --only $W
+        fi
+        if [ $HAVE_PY = 1 ] && [ $thr = 1 ] && case $W in W1|W2|W5) true;; *) false;; esac; then
+            run "nabla from Python $W (round $round)" "$f" $thr env PYTHONPATH="$BUILD/python" \
+                $PY "$ROOT/bench/bench_python.py" --threads $thr $QUICK --only $W
         fi
     done; done
     [ $HAVE_TORCH = 1 ] || echo "# PyTorch missing: python3-torch could not be installed" >>"$f"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what nabla's build, tests and examples use, on Debian/Ubuntu.
 # Usage: scripts/deps.sh [extra packages...]   (as root, or with sudo available)
+# (python3-dev, python3-numpy, python3-pytest: the Python package nabla and its tests)
 set -euo pipefail
-pkgs=(cmake make gcc clang libclang-rt-14-dev pkg-config libopenblas-dev zlib1g-dev graphviz locales "$@")
+pkgs=(cmake make gcc clang libclang-rt-14-dev pkg-config libopenblas-dev zlib1g-dev graphviz locales
+      python3-dev python3-numpy python3-pytest "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

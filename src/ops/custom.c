@@ -35,8 +35,10 @@ static uint32_t *counter(const char *name) {
     custom_names *c = T->custom_names;
     for (size_t i = 0; c && i < c->n; i++)
         if (strcmp(c->e[i].name, name) == 0) return &c->e[i].count;
-    if (!c && !(c = T->custom_names = nb__malloc(sizeof *c))) return NULL;
-    if (!T->custom_names->e) *c = (custom_names){0, 0, NULL};
+    if (!c) { /* the first custom name of this thread: a fresh, empty table */
+        if (!(c = T->custom_names = nb__malloc(sizeof *c))) return NULL;
+        *c = (custom_names){0, 0, NULL};
+    }
     if (c->n == c->cap && nb__grow((void **)&c->e, &c->cap, c->n + 1, sizeof *c->e)) return NULL;
     size_t len = strlen(name);
     char *copy = nb__malloc(len + 1);
