@@ -14,8 +14,7 @@
  *            rule gives the inputs' gradients (backprop), which the engine
  *            sums back over broadcast axes and adds into the inputs'
  *            accumulators.  Nothing recurses on graph depth.
- *
- * Forward mode lives in forward.c, Jacobians and Hessians in functional.c.
+ * Forward mode: forward.c; Jacobians and Hessians: functional.c.
  */
 #include "engine.h"
 #include <math.h>
