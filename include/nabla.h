@@ -93,7 +93,7 @@ typedef struct nb_tensor nb_tensor; /* opaque */
 
 NB_API nb_tensor *nb_new(const double *data, int ndim, const int64_t *shape); /* row-major */
 NB_API nb_tensor *nb_scalar(double value);                  /* 0-d tensor, shape ()   */
-NB_API nb_tensor *nb_column(const double *data, int64_t n); /* shape (n, 1): the seed's Tensor([...]) */
+NB_API nb_tensor *nb_column(const double *data, int64_t n); /* shape (n, 1): the assignment's Tensor([...]) */
 NB_API nb_tensor *nb_matrix(const double *data, int64_t rows, int64_t cols);
 NB_API nb_tensor *nb_zeros(int ndim, const int64_t *shape);
 NB_API nb_tensor *nb_ones(int ndim, const int64_t *shape);
@@ -124,12 +124,12 @@ NB_API bool           nb_is_leaf(const nb_tensor *t);       /* made from values,
 NB_API const char    *nb_op_name(const nb_tensor *t);       /* "add", "matmul"; "in" for a leaf */
 NB_API int            nb_num_parents(const nb_tensor *t);
 NB_API nb_tensor     *nb_parent(const nb_tensor *t, int i); /* borrowed; NULL when out of range */
-NB_API void           nb_print(const nb_tensor *t);         /* the seed's repr + newline, to stdout */
+NB_API void           nb_print(const nb_tensor *t);         /* the assignment's repr + newline, to stdout */
 /* "Tensor(<numpy str of the values>, name=<name>, shape=<python tuple>)".
    Writes at most size bytes (NUL included), returns the full length like
    snprintf, or -1 on error. */
 NB_API int            nb_repr(const nb_tensor *t, char *buf, size_t size);
-NB_API void           nb_names_reset(void);                 /* the seed's NameManager.reset() */
+NB_API void           nb_names_reset(void);                 /* the assignment's NameManager.reset() */
 
 /* ===================================================================== */
 /* Memory: see MEMORY MODEL above. */
@@ -153,16 +153,40 @@ typedef struct nb_mem_stats {
 NB_API void nb_memory_stats(nb_mem_stats *out);
 
 /* ===================================================================== */
-/* Operations: return a new tensor, or NULL with nb_last_error() set.
-   Any NULL argument makes the result NULL and keeps the first error (or, with
-   none set, sets "<op>: NULL argument N").  Element-wise binary ops broadcast like numpy; the gradient of a broadcast
-   operand is summed back to its shape.  With grad enabled and an input that
-   requires grad, the output records its parents and requires grad.        */
+/* Operations.
 
+   Every operation returns a new tensor (handed to the current scope), or NULL
+   with nb_last_error() set.  The contract every one of them keeps:
+     - NULL or released arguments: NULL, keeping the first error (or setting
+       "<op>: NULL argument N" / "<op>: argument N was already released");
+     - a message always starts with the op's name and shows shapes the way
+       numpy writes them: "(3, 1)", "(4,)", "()";
+     - an allocation failure: NULL + "out of memory" naming the op and shape;
+     - with grad enabled and an input that requires grad, the output records
+       its inputs and requires grad (else it records nothing);
+     - every op has a VJP written in differentiable ops (any order of
+       derivative) and a JVP (forward mode).
+   Axes: an int in [-ndim, ndim); negative counts from the end; otherwise
+   "<op>: axis A is out of range for a tensor of shape S".
+
+   ---- element-wise, binary: nb_add nb_sub nb_prod nb_div nb_maximum
+   Shape: numpy broadcasting of a and b (sizes aligned from the right, each
+   pair equal or one of them 1; a 0-d tensor broadcasts to anything).
+   Error: "<op>: shapes (3, 1) and (4, 1) cannot be broadcast".
+   Gradient: of each operand's shape (the broadcast axes summed back).
+   maximum: NaN from either side propagates (numpy); the gradient goes to
+   the larger input, a tie sends half to each. */
 NB_API nb_tensor *nb_add(nb_tensor *a, nb_tensor *b);
 NB_API nb_tensor *nb_sub(nb_tensor *a, nb_tensor *b);
 NB_API nb_tensor *nb_prod(nb_tensor *a, nb_tensor *b);     /* element-wise product */
 NB_API nb_tensor *nb_div(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_maximum(nb_tensor *a, nb_tensor *b);  /* element-wise max gate; ties split the gradient in half */
+
+/* ---- element-wise, unary: the result has a's shape; no shape error.
+   IEEE 754 values outside the domain (log(-1) = NaN, log(0) = -inf).
+   relu'(0) = 0 and relu(NaN) = NaN; abs'(0) = 0; pow with exponent 0 has
+   derivative 0 everywhere.  exp, sigmoid and tanh are vectorised, within 1,
+   2 and 1 ulp of the exact value. */
 NB_API nb_tensor *nb_neg(nb_tensor *a);
 NB_API nb_tensor *nb_sin(nb_tensor *a);
 NB_API nb_tensor *nb_cos(nb_tensor *a);
@@ -175,25 +199,57 @@ NB_API nb_tensor *nb_relu(nb_tensor *a);                   /* gradient at 0 is 0
 NB_API nb_tensor *nb_abs(nb_tensor *a);                    /* |a|; gradient sign(a), 0 at 0 */
 NB_API nb_tensor *nb_sigmoid(nb_tensor *a);
 NB_API nb_tensor *nb_tanh(nb_tensor *a);
-NB_API nb_tensor *nb_maximum(nb_tensor *a, nb_tensor *b);  /* element-wise max gate; ties split the gradient in half */
-NB_API nb_tensor *nb_sum(nb_tensor *a);                    /* all elements -> 0-d */
-NB_API nb_tensor *nb_mean(nb_tensor *a);                   /* all elements -> 0-d */
-NB_API nb_tensor *nb_max(nb_tensor *a);                    /* all elements -> 0-d; gradient split among ties */
-NB_API nb_tensor *nb_sum_axis(nb_tensor *a, int axis, bool keepdims);  /* axis < 0 counts from the end */
+NB_API nb_tensor *nb_scale(nb_tensor *a, double c);        /* c * a (linear: its own JVP) */
+
+/* ---- reductions of all elements: the result is 0-d, shape ().
+   max of an empty tensor: "max: a tensor of shape (0, 3) has no elements to
+   take the max of"; sum of one is 0, mean NaN (0/0).  max's gradient goes to
+   the maximal elements, split evenly among ties. */
+NB_API nb_tensor *nb_sum(nb_tensor *a);
+NB_API nb_tensor *nb_mean(nb_tensor *a);
+NB_API nb_tensor *nb_max(nb_tensor *a);
+
+/* ---- reductions along an axis: a's shape without that axis (keepdims: with
+   size 1 there).  Errors: the axis (see above), a 0-d input ("axis 0 is out of
+   range for a tensor of shape ()"), max along an empty axis. */
+NB_API nb_tensor *nb_sum_axis(nb_tensor *a, int axis, bool keepdims);
 NB_API nb_tensor *nb_mean_axis(nb_tensor *a, int axis, bool keepdims);
 NB_API nb_tensor *nb_max_axis(nb_tensor *a, int axis, bool keepdims);
-NB_API nb_tensor *nb_softmax(nb_tensor *a, int axis);      /* stable for any finite input */
+
+/* ---- softmax family along an axis: a's shape.  The slice's maximum is
+   subtracted before exp, so any finite input gives finite results (+-1000
+   included).  Error: the axis.  (The assignment's case: a (4, 1) column, axis 0.) */
+NB_API nb_tensor *nb_softmax(nb_tensor *a, int axis);
 NB_API nb_tensor *nb_log_softmax(nb_tensor *a, int axis);
-NB_API nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b);   /* numpy matmul rules, batched too */
-NB_API nb_tensor *nb_transpose(nb_tensor *a);              /* swaps the last two axes (identity below 2-d) */
-/* a @ b^T for 2-d a (n, k) and b (m, k), giving (n, m), without copying b^T:
-   a Linear layer's x W^T.  Its backward uses GEMMs with transpose flags. */
+
+/* ---- matmul, numpy's rules:
+     (n,k) @ (k,m) -> (n,m)        (k,) @ (k,m) -> (m,)
+     (n,k) @ (k,)  -> (n,)         (k,) @ (k,)  -> ()
+     (...,n,k) @ (...,k,m) -> (broadcast(...), n, m)
+   Errors: a 0-d operand ("matmul: shapes () and (3,): a 0-d operand cannot be
+   multiplied as a matrix (use prod)"); "matmul: shapes (2, 3) and (4, 5) are
+   not aligned: 3 (last axis of the first) != 4 (second-to-last axis of the
+   second)"; batch axes that cannot be broadcast.  OpenBLAS when built with
+   it.  matmul_bt: a @ b^T for 2-d a (n, k) and b (m, k), giving (n, m),
+   without copying b^T (a Linear layer's x W^T); error unless 2-d with equal
+   last sizes: "matmul_bt: shapes (2, 3) and (4, 5): needs (n, k) and (m, k)". */
+NB_API nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b);
 NB_API nb_tensor *nb_matmul_bt(nb_tensor *a, nb_tensor *b);
-NB_API nb_tensor *nb_reshape(nb_tensor *a, int ndim, const int64_t *shape); /* one size may be -1 */
-/* Extras. */
-NB_API nb_tensor *nb_scale(nb_tensor *a, double c);        /* c * a */
+
+/* ---- shape ops (linear: each JVP is the op itself, each VJP its adjoint).
+   transpose: swaps the last two axes; the identity below 2-d.
+   reshape: the same elements in a new shape of 0..8 sizes, one of which may
+     be -1 (inferred).  Errors: "reshape: cannot reshape a tensor of shape
+     (2, 3) (6 elements) into (4,)", a size below -1, two -1s.
+   broadcast_to: a's values repeated to `shape` (numpy's rule); error:
+     "broadcast_to: cannot broadcast shape (3,) to (2, 4)".
+   sum_to: the adjoint of broadcast_to: sums a over the axes along which
+     `shape` was broadcast to a's shape (the engine's "unbroadcast"); error
+     when `shape` does not broadcast to a's. */
+NB_API nb_tensor *nb_transpose(nb_tensor *a);
+NB_API nb_tensor *nb_reshape(nb_tensor *a, int ndim, const int64_t *shape);
 NB_API nb_tensor *nb_broadcast_to(nb_tensor *a, int ndim, const int64_t *shape);
-NB_API nb_tensor *nb_sum_to(nb_tensor *a, int ndim, const int64_t *shape); /* inverse of broadcast_to */
+NB_API nb_tensor *nb_sum_to(nb_tensor *a, int ndim, const int64_t *shape);
 
 /* ===================================================================== */
 /* Reverse mode. */
