@@ -20,7 +20,6 @@
 #include <math.h>
 #include <string.h>
 
-/* ---- the op table, generated from ops.def ------------------------------------------ */
 const nb__opdef nb__ops[NB__OP_COUNT] = {
 #define NB_LEAF(ID, nm) [NB__OP_##ID] = {#nm, 0, NULL, NULL},
 #define NB_OP(ID, nm, ar, rules) [NB__OP_##ID] = {#nm, ar, NB__VJP_##rules(nm), NB__JVP_##rules(nm)},
@@ -29,7 +28,7 @@ const nb__opdef nb__ops[NB__OP_COUNT] = {
 #undef NB_OP
 };
 
-/* ---- recording ---------------------------------------------------------------------- */
+/* ---- recording (the inline part is in engine.h) -------------------------------------- */
 nb_tensor *nb__node(nb__op op, int ndim, const int64_t *shape, int nin, nb_tensor *const *in) {
     nb_tensor *t = nb__alloc(nb__ops[op].name, ndim, shape);
     return t ? nb__link(t, op, nin, in) : NULL;
@@ -46,13 +45,10 @@ bool nb__link_many(nb_tensor *t, int nin, nb_tensor *const *in) {
 }
 
 /* ---- nb_autograd's order ------------------------------------------------------------
- * Iterative post-order DFS over the parents that require grad.  Marks come
- * from a global 64-bit epoch (never wraps), so walks never need clearing.
- * REACH is set on a node when a TARGET lies upstream of it (or it is one); it
- * is recomputed for every node a walk visits, and read only for nodes the
- * same walk visited.  The walk also lists the nodes that will still hold
- * their accumulator when the sweep is over (its targets and retained
- * tensors), so that reading the results and clearing up touch those few. */
+ * Iterative post-order DFS over the parents that require grad, marked by a
+ * global 64-bit epoch (never wraps, never cleared).  REACH: a TARGET lies
+ * upstream (recomputed for, and read only on, the nodes this walk visits).
+ * It also lists the nodes that keep their accumulator after the sweep. */
 static _Atomic uint64_t walk_epoch;
 
 typedef struct {
@@ -127,6 +123,15 @@ static int walk(int nroots, nb_tensor *const *roots, walk_result *w) {
     return 0;
 }
 
+/* does x lie upstream of y (through tensors that require grad)? */
+bool nb__reaches(nb_tensor *y, nb_tensor *x) {
+    walk_result w;
+    x->flags |= NB__TARGET;
+    bool r = walk(1, &y, &w) == 0 && (y->flags & NB__REACH);
+    x->flags &= (uint8_t)~(NB__TARGET | NB__REACH);
+    return r;
+}
+
 /* ---- accumulation ------------------------------------------------------------------ */
 /* An unpooled copy of t's values that nobody else holds (so it may be
    added into in place), or NULL when memory runs out. */
@@ -146,18 +151,12 @@ static int accumulate(nb_tensor *x, nb_tensor *g, bool create_graph) {
         x->accum = nb__ref(g);
         return 0;
     }
-    if (create_graph) {
-        nb_tensor *s = nb_add(x->accum, g);
-        if (!s) return -1;
-        nb__unref(x->accum);
-        x->accum = nb__ref(s);
-        return 0;
-    }
-    if (!nb__sole_owner(x->accum)) {
-        nb_tensor *s = private_copy(x->accum, NB__OP_ADD);
+    if (create_graph || !nb__sole_owner(x->accum)) { /* a recorded sum, or a private copy */
+        nb_tensor *s = create_graph ? nb__ref(nb_add(x->accum, g)) : private_copy(x->accum, NB__OP_ADD);
         if (!s) return -1;
         nb__unref(x->accum);
         x->accum = s;
+        if (create_graph) return 0;
     }
     nb__add_inplace(x->accum, g);
     return 0;
@@ -311,10 +310,7 @@ static void heap_push(nb__thread_state *T, size_t *n, nb_tensor *x) { /* room ma
 
 static nb_tensor *heap_pop(nb__thread_state *T, size_t *n) {
     nb_tensor **h = T->sweep.heap;
-    if (*n == 1) { /* a chain: one node waits at a time */
-        *n = 0;
-        return h[0];
-    }
+    if (*n == 1) return h[--*n]; /* a chain: one node waits at a time */
     nb_tensor *top = h[0], *last = h[--*n];
     size_t i = 0, m = *n;
     for (;;) { /* sift down */

@@ -153,6 +153,9 @@ extern atomic_bool nb__mutated;
 /* -1 + error when x or one of its inputs in[] changed since x was recorded */
 int nb__check_versions(const nb_tensor *x, nb_tensor *const *in);
 
+/* does x lie upstream of y, through tensors that require grad? (a walk) */
+bool nb__reaches(nb_tensor *y, nb_tensor *x);
+
 /* ---- helpers the rules share ------------------------------------------------------------ */
 /* Unary op by id, and its fused gradient g * f'(x) given y = f(x) (elementwise.c). */
 nb_tensor *nb__unary(nb__op op, nb_tensor *a, double param);

@@ -45,7 +45,7 @@ static nb_tensor *jacobian(const char *who, nb_fn f, nb_tensor *x, void *ctx, bo
     nb_tensor *xr = argument(x), *J = NULL;
     nb_tensor *y = xr ? call_f(who, f, xr, ctx) : NULL;
     if (!y) goto done;
-    if (!(y->flags & NB__REQ) && !constant_is_zero) {
+    if ((!(y->flags & NB__REQ) || !nb__reaches(y, xr)) && !constant_is_zero) {
         independent(who);
         goto done;
     }
@@ -110,7 +110,7 @@ static nb_tensor *grad_of(nb_tensor *x, void *p) {
         return nb__err("%s: f(x) must have one element, got shape %s", c->who,
                        nb__shape_str(y->ndim, y->shape, s, sizeof s));
     }
-    if (!(y->flags & NB__REQ)) return independent(c->who);
+    if (!(y->flags & NB__REQ) || !nb__reaches(y, x)) return independent(c->who);
     if (nb_autograd(1, &y, NULL, 1, &x, &g, true) != 0) return NULL;
     return g;
 }

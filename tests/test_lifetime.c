@@ -5,10 +5,26 @@
    refused instead of freeing it under the scope.  In AddressSanitizer
    builds the cached blocks are poisoned, so that every such use is reported
    by ASan itself (checked here with ASan's own query, without touching).
-   And nb_backward(y, seed) with seed the NULL of a failed expression fails
-   instead of backpropagating ones. */
+   nb_backward(y, seed) with seed the NULL of a failed expression fails
+   instead of backpropagating ones; a tensor changed through nb_data_mut
+   after an op used it makes that op's backward fail; Jacobians refuse an f
+   that ignores its argument or changes its output's size. */
 #include "check.h"
 #include "tensor.h"
+
+/* f's for the Jacobian and Hessian misuse cases */
+static nb_tensor *stored; /* a "parameter" f reads instead of its argument */
+static int calls;
+static nb_tensor *ignores_x(nb_tensor *x, void *ctx) { return nb_sum(nb_square(stored)); }
+static nb_tensor *ignores_x_vec(nb_tensor *x, void *ctx) { return nb_square(stored); }
+static nb_tensor *changing_size(nb_tensor *x, void *ctx) { /* 4 elements, then 5 */
+    int64_t n = ++calls == 1 ? 4 : 5;
+    return nb_broadcast_to(nb_sum(x), 1, &n);
+}
+static nb_tensor *model_loss(nb_tensor *w, void *ctx) { /* reads the parameter through a model */
+    nb_tensor *W = ctx;
+    return nb_sum(nb_pow(nb_prod(W, nb_scalar(2.0)), 3.0));
+}
 
 int main(void) {
     /* over-release: the scope still holds the tensor */
@@ -59,6 +75,43 @@ int main(void) {
     CHECK(nb_grad(w) == NULL);
     nb_clear_error();
     CHECK(nb_backward(l, NULL) == 0 && nb_grad(w) && nb_data(nb_grad(w))[2] == 6.0);
+    nb_scope_end(m);
+    /* mutation after recording: d(x^2)/dx would use the new x */
+    m = nb_scope_begin();
+    nb_tensor *xm = nb_scalar(1.0), *sq = nb_square(xm);
+    nb_data_mut(xm)[0] = 10.0;
+    nb_clear_error();
+    CHECK(nb_backward(sq, NULL) == -1);
+    CHECK(nb_last_error() && strstr(nb_last_error(), "was modified in place") && strstr(nb_last_error(), "square:"));
+    CHECK(nb_grad(xm) == NULL);
+    nb_clear_error();
+    nb_tensor *sq2 = nb_square(xm); /* recorded after the change: fine, 2 * 10 */
+    CHECK(nb_backward(sq2, NULL) == 0 && nb_item(nb_grad(xm)) == 20.0);
+    nb_scope_end(m);
+
+    /* Jacobians and Hessians: an f that ignores its argument is an error in
+       both modes; an output that changes size is an error; a parameter passed
+       as x is what f reads (a model's Hessian-vector product) */
+    m = nb_scope_begin();
+    stored = nb_vector((double[]){1, 2, 3}, 3);
+    nb_tensor *x3 = nb_vector((double[]){1, 2, 3}, 3), *one = nb_scalar(1.0);
+    nb_clear_error();
+    CHECK(nb_hessian(ignores_x, x3, NULL) == NULL && strstr(nb_last_error(), "does not depend on"));
+    nb_clear_error();
+    CHECK(nb_jacobian(ignores_x_vec, x3, NULL) == NULL && strstr(nb_last_error(), "does not depend on")); /* reverse */
+    nb_clear_error();
+    CHECK(nb_jacobian(ignores_x_vec, one, NULL) == NULL && strstr(nb_last_error(), "does not depend on")); /* forward */
+    nb_clear_error();
+    CHECK(nb_hvp(ignores_x, x3, x3, NULL) == NULL && strstr(nb_last_error(), "does not depend on"));
+    nb_clear_error();
+    calls = 0;
+    CHECK(nb_jacobian(changing_size, one, NULL) == NULL && strstr(nb_last_error(), "changed size"));
+    nb_clear_error();
+    nb_tensor *W = nb_vector((double[]){0.5, -1, 2}, 3), *v = nb_vector((double[]){1, 0, 2}, 3);
+    nb_tensor *hv = nb_hvp(model_loss, W, v, W); /* H = diag(48 w) for sum((2w)^3) */
+    CHECK(hv != NULL);
+    for (int i = 0; hv && i < 3; i++) CHECK_NEAR(nb_data(hv)[i], 48 * nb_data(W)[i] * nb_data(v)[i], 1e-12);
+    CHECK(nb_grad(W) == NULL); /* no stored gradient touched */
     nb_scope_end(m);
     nb_cleanup();
     return check_report("lifetime");
