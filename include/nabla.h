@@ -252,6 +252,65 @@ NB_API nb_tensor *nb_broadcast_to(nb_tensor *a, int ndim, const int64_t *shape);
 NB_API nb_tensor *nb_sum_to(nb_tensor *a, int ndim, const int64_t *shape);
 
 /* ===================================================================== */
+/* numpy's operations.  numpy's names, shape rules and broadcasting; an
+   axis < 0 counts from the end; errors start with the op's name and show the
+   shapes ("where: shapes (2,), (3,) and (4,) cannot be broadcast",
+   "min_axis: axis 2 is out of range for a tensor of shape (3, 4)").       */
+
+/* ---- element-wise, selection and comparison (src/ops/elementwise.c) ------
+   minimum(a, b): numpy's minimum, broadcasting; NaN on either side gives
+     NaN.  Gradient: g to the smaller input, a tie splits it in half (like
+     nb_maximum).  Error: shapes that cannot be broadcast.
+   clip(a, lo, hi): minimum(maximum(a, lo), hi) as numpy (a NaN in a, lo or
+     hi gives NaN; lo > hi gives hi everywhere); a's shape.  Gradient 1 where
+     lo <= a <= hi, else 0 (the bounds themselves count as inside).
+   where(cond, a, b): cond != 0 ? a : b element by element, the three
+     broadcast together (a NaN condition picks a, like numpy's bool(nan)).
+     Gradients: a and b get g where they were picked, 0 elsewhere; cond gets
+     none (zeros).  Error: shapes that cannot be broadcast together.
+   Comparisons eq ne lt le gt ge: 1.0 where a (op) b holds, else 0.0, over
+     the broadcast shape, with IEEE semantics (NaN == NaN is false, NaN != x
+     true).  Never recorded: the result never requires grad and carries no
+     tangent, whatever its inputs.  Error: shapes that cannot be broadcast. */
+NB_API nb_tensor *nb_minimum(nb_tensor *a, nb_tensor *b);        /* ties split the gradient in half */
+NB_API nb_tensor *nb_clip(nb_tensor *a, double lo, double hi);   /* gradient 1 where lo <= a <= hi, else 0 */
+NB_API nb_tensor *nb_where(nb_tensor *cond, nb_tensor *a, nb_tensor *b); /* cond != 0 ? a : b */
+NB_API nb_tensor *nb_eq(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_ne(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_lt(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_le(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_gt(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_ge(nb_tensor *a, nb_tensor *b);
+
+/* ---- reductions (src/ops/reduce.c) ----------------------------------------
+   min(a): all elements -> 0-d; min_axis(a, axis, keepdims) along one axis.
+     NaN propagates (numpy's min).  Gradient: g split evenly among the
+     elements equal to the minimum (like max).  Error: no elements (an empty
+     tensor, an empty axis), an axis out of range.
+   argmax / argmin(a, axis, keepdims): the index along the axis of the
+     largest / smallest element, as a double; the first of ties; a NaN counts
+     as the extreme (numpy: the first NaN's index).  Shape: a's without the
+     axis (size 1 with keepdims).  Never recorded (no gradient, no tangent).
+     Error: an empty axis, an axis out of range (also for a 0-d a).
+   logsumexp(a, axis, keepdims): log(sum(exp(a))) along the axis, computed
+     as m + log(sum(exp(a - m))) with m the slice's maximum (two passes), so
+     finite for any finite input; +inf in a slice gives +inf, NaN gives NaN,
+     all -inf (or an empty axis) gives -inf.  Gradient g * exp(a - out), i.e.
+     g * softmax(a).  Error: an axis out of range.
+   var(a, axis, keepdims, ddof): numpy's var: sum((a - mean)^2) / (n - ddof)
+     along the axis, n its length, in two passes (the mean, then the squared
+     deviations).  Gradient 2 (a - mean) g / (n - ddof).  Error when
+     n - ddof <= 0 (numpy returns inf or NaN with a warning; nabla refuses:
+     "var: ddof 1 leaves no degrees of freedom: axis 0 of shape (1, 3) has
+     length 1"), and for an axis out of range.  ddof < 0 is allowed.   */
+NB_API nb_tensor *nb_min(nb_tensor *a);                          /* all elements -> 0-d; ties split */
+NB_API nb_tensor *nb_min_axis(nb_tensor *a, int axis, bool keepdims); /* ties split evenly, like max_axis */
+NB_API nb_tensor *nb_argmax(nb_tensor *a, int axis, bool keepdims); /* index as a double, first of ties; no gradient */
+NB_API nb_tensor *nb_argmin(nb_tensor *a, int axis, bool keepdims);
+NB_API nb_tensor *nb_logsumexp(nb_tensor *a, int axis, bool keepdims); /* stable for any finite input */
+NB_API nb_tensor *nb_var(nb_tensor *a, int axis, bool keepdims, int ddof);
+
+/* ===================================================================== */
 /* Reverse mode. */
 
 /* Adds d(sum(seed * t))/dx into the gradient of every leaf x that requires

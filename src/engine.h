@@ -61,6 +61,8 @@ extern const nb__opdef nb__ops[NB__OP_COUNT];
 #define NB__VJP_reduce(name) nb__vjp_reduce
 #define NB__JVP_reduce(name) nb__jvp_reduce
 #define NB__VJP_custom(name) nb__vjp_custom
+#define NB__VJP_none(name) nb__vjp_none
+#define NB__JVP_none(name) nb__jvp_none
 #define NB__JVP_custom(name) nb__jvp_custom
 #define NB__DECLARE_RULES(vjp, jvp)                                                   \
     int vjp(nb__rule *r);                                                             \

@@ -1,7 +1,9 @@
 /*
  * Element-wise ops: the broadcasting binary ops (add, sub, prod, div,
  * maximum) and the unary ops (neg, scale, sin, cos, exp, log, sqrt, square,
- * pow, relu, sigmoid, tanh), each with its VJP and JVP.
+ * pow, relu, sigmoid, tanh), each with its VJP and JVP; numpy's extras
+ * (minimum, clip, where) and the comparisons (eq, ne, lt, le, gt, ge: never
+ * recorded, no gradient).
  *
  * Unary ops share one table of formulas: f (the kernel), f'(x) as a fused
  * kernel g*f'(x) (the unary_grad op, used by a plain backward: one pass, one
@@ -89,7 +91,7 @@ static void bcast_plan(bcast *it, const nb_tensor *o, const nb_tensor *a, const 
         }                                                                                  \
     } while (0)
 
-enum { K_ADD, K_SUB, K_MUL, K_DIV, K_MAX, K_MASK_GT };
+enum { K_ADD, K_SUB, K_MUL, K_DIV, K_MAX, K_MASK_GT, K_MIN, K_EQ, K_NE, K_LT, K_LE, K_GT, K_GE };
 
 /* Large element-wise work is split over nb_set_num_threads() threads. */
 #define EW_GRAIN 65536 /* elements a thread must have before it is worth starting */
@@ -117,6 +119,15 @@ static void binary_range(int k, int mode, const bcast *itp, double *O, const dou
     /* numpy's maximum propagates NaN from either side */
     case K_MAX: BCAST_LOOP(mode, it, O, A, B, n, (x > y || isnan(x)) ? x : y); break;
     case K_MASK_GT: BCAST_LOOP(mode, it, O, A, B, n, x > y ? 1.0 : (x == y ? 0.5 : 0.0)); break;
+    /* numpy's minimum propagates NaN from either side */
+    case K_MIN: BCAST_LOOP(mode, it, O, A, B, n, (x < y || isnan(x)) ? x : y); break;
+    /* comparisons: IEEE's (NaN compares unequal to everything, itself included) */
+    case K_EQ: BCAST_LOOP(mode, it, O, A, B, n, x == y ? 1.0 : 0.0); break;
+    case K_NE: BCAST_LOOP(mode, it, O, A, B, n, x != y ? 1.0 : 0.0); break;
+    case K_LT: BCAST_LOOP(mode, it, O, A, B, n, x < y ? 1.0 : 0.0); break;
+    case K_LE: BCAST_LOOP(mode, it, O, A, B, n, x <= y ? 1.0 : 0.0); break;
+    case K_GT: BCAST_LOOP(mode, it, O, A, B, n, x > y ? 1.0 : 0.0); break;
+    case K_GE: BCAST_LOOP(mode, it, O, A, B, n, x >= y ? 1.0 : 0.0); break;
     }
 #undef it
 }
@@ -560,4 +571,164 @@ nb_tensor *nb__jvp_unary_grad(nb_tensor *out, nb_tensor *const *in, nb_tensor *c
     if (tin[0] && tin[1]) return nb_add(t0, t1);
     if (t0 || t1) return t0 ? t0 : t1;
     return nb__const_like(out, 0.0); /* only y carried a tangent */
+}
+
+/* ---- numpy's element-wise extras: minimum, clip, where, comparisons ------------------ */
+
+nb_tensor *nb_minimum(nb_tensor *a, nb_tensor *b) { return binary(NB__OP_MINIMUM, K_MIN, a, b); }
+
+/* the gate routes g to the smaller input; a tie sends half to each */
+int nb__vjp_minimum(nb__rule *r) {
+    nb_tensor *a = r->in[0], *b = r->in[1];
+    r->gin[0] = r->need[0] ? nb_prod(r->g, nb__mask_gt(b, a)) : NULL;
+    r->gin[1] = r->need[1] ? nb_prod(r->g, nb__mask_gt(a, b)) : NULL;
+    return nb__rule_ok(r);
+}
+nb_tensor *nb__jvp_minimum(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    nb_tensor *t0 = tin[0] ? nb_prod(tin[0], nb__mask_gt(in[1], in[0])) : NULL;
+    nb_tensor *t1 = tin[1] ? nb_prod(tin[1], nb__mask_gt(in[0], in[1])) : NULL;
+    if (tin[0] && tin[1]) return nb_add(t0, t1);
+    return nb__broadcast_like(t0 ? t0 : t1, out);
+}
+
+/* Comparisons: 1.0 / 0.0 of the broadcast shape, never recorded (no
+   gradient, no tangent: their derivative is zero wherever it exists). */
+static nb_tensor *compare(nb__op op, int k, nb_tensor *a, nb_tensor *b) {
+    nb_tensor *in[2] = {a, b};
+    const char *who = nb__ops[op].name;
+    if (nb__null_args(who, 2, in)) return NULL;
+    int n;
+    int64_t shape[NB_MAX_DIMS];
+    if (!nb__broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, &n, shape)) {
+        char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
+        return nb__err("%s: shapes %s and %s cannot be broadcast", who,
+                       nb__shape_str(a->ndim, a->shape, s1, sizeof s1),
+                       nb__shape_str(b->ndim, b->shape, s2, sizeof s2));
+    }
+    nb_tensor *o = nb__alloc(who, n, shape);
+    if (!o) return NULL;
+    o->op = (uint16_t)op;
+    nb__name(o, op);
+    binary_kernel(k, o, a, b);
+    return nb__pool(o);
+}
+nb_tensor *nb_eq(nb_tensor *a, nb_tensor *b) { return compare(NB__OP_EQ, K_EQ, a, b); }
+nb_tensor *nb_ne(nb_tensor *a, nb_tensor *b) { return compare(NB__OP_NE, K_NE, a, b); }
+nb_tensor *nb_lt(nb_tensor *a, nb_tensor *b) { return compare(NB__OP_LT, K_LT, a, b); }
+nb_tensor *nb_le(nb_tensor *a, nb_tensor *b) { return compare(NB__OP_LE, K_LE, a, b); }
+nb_tensor *nb_gt(nb_tensor *a, nb_tensor *b) { return compare(NB__OP_GT, K_GT, a, b); }
+nb_tensor *nb_ge(nb_tensor *a, nb_tensor *b) { return compare(NB__OP_GE, K_GE, a, b); }
+
+/* The rules of the `none` family (ops.def): their outputs are never
+   recorded and never get a tangent, so these run only on a caller's bug. */
+int nb__vjp_none(nb__rule *r) {
+    nb__err("%s: internal error: this op has no gradient", nb__ops[r->out->op].name);
+    return -1;
+}
+nb_tensor *nb__jvp_none(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    return nb__err("%s: internal error: this op has no tangent", nb__ops[out->op].name);
+}
+
+/* clip(a, lo, hi) = minimum(maximum(a, lo), hi), as numpy: NaN in a, lo or hi
+   gives NaN; lo > hi gives hi everywhere.  lo and hi live in the side record. */
+static inline double clip1(double x, double lo, double hi) {
+    double t = (x > lo || isnan(x)) ? x : lo;
+    return (t < hi || isnan(t)) ? t : hi;
+}
+
+nb_tensor *nb_clip(nb_tensor *a, double lo, double hi) {
+    if (nb__null_args("clip", 1, &a)) return NULL;
+    nb_tensor *o = nb__node_like(NB__OP_CLIP, a, 1, &a);
+    if (!o) return NULL;
+    nb__aux *x = nb__aux_of(o, 2 * sizeof(double), 0);
+    if (!x) {
+        nb__unref(o);
+        return NULL;
+    }
+    memcpy(x->data, &lo, sizeof lo);
+    memcpy(x->data + sizeof lo, &hi, sizeof hi);
+    const double *src = a->data;
+    double *dst = o->data;
+    for (int64_t i = 0; i < a->numel; i++) dst[i] = clip1(src[i], lo, hi);
+    return nb__finish(o, 1, &a);
+}
+
+/* 1 where lo <= x <= hi, else 0 (NaN included): clip's derivative, a constant */
+static nb_tensor *clip_mask(const nb_tensor *out, const nb_tensor *x) {
+    double lo, hi;
+    memcpy(&lo, out->aux->data, sizeof lo);
+    memcpy(&hi, out->aux->data + sizeof lo, sizeof hi);
+    nb_tensor *m = nb__const_like(x, 0.0);
+    if (m)
+        for (int64_t i = 0; i < x->numel; i++)
+            m->data[i] = (lo <= x->data[i] && x->data[i] <= hi) ? 1.0 : 0.0;
+    return m;
+}
+int nb__vjp_clip(nb__rule *r) {
+    r->gin[0] = nb_prod(r->g, clip_mask(r->out, r->in[0]));
+    return nb__rule_ok(r);
+}
+nb_tensor *nb__jvp_clip(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    return nb_prod(tin[0], clip_mask(out, in[0]));
+}
+
+/* where(cond, a, b): cond != 0 ? a : b over the broadcast shape of all three
+   (NaN != 0, so a NaN condition picks a, as numpy's bool(nan) is true). */
+nb_tensor *nb_where(nb_tensor *cond, nb_tensor *a, nb_tensor *b) {
+    nb_tensor *in[3] = {cond, a, b};
+    if (nb__null_args("where", 3, in)) return NULL;
+    int n1, n;
+    int64_t s1[NB_MAX_DIMS], shape[NB_MAX_DIMS];
+    if (!nb__broadcast_shape(cond->ndim, cond->shape, a->ndim, a->shape, &n1, s1) ||
+        !nb__broadcast_shape(n1, s1, b->ndim, b->shape, &n, shape)) {
+        char c1[NB__SHAPE_BUF], c2[NB__SHAPE_BUF], c3[NB__SHAPE_BUF];
+        return nb__err("where: shapes %s, %s and %s cannot be broadcast",
+                       nb__shape_str(cond->ndim, cond->shape, c1, sizeof c1),
+                       nb__shape_str(a->ndim, a->shape, c2, sizeof c2),
+                       nb__shape_str(b->ndim, b->shape, c3, sizeof c3));
+    }
+    nb_tensor *o = nb__node(NB__OP_WHERE, n, shape, 3, in);
+    if (!o) return NULL;
+    const double *C = cond->data, *A = a->data, *B = b->data;
+    double *O = o->data;
+    if (nb__same_shape(cond, o) && nb__same_shape(a, o) && nb__same_shape(b, o)) {
+        for (int64_t i = 0; i < o->numel; i++) O[i] = C[i] != 0 ? A[i] : B[i];
+    } else if (o->numel > 0) {
+        /* one pass over the output, each operand at its broadcast offset */
+        int64_t sc[NB_MAX_DIMS], sa[NB_MAX_DIMS], sb[NB_MAX_DIMS], idx[NB_MAX_DIMS] = {0};
+        strides_in(cond, n, shape, sc);
+        strides_in(a, n, shape, sa);
+        strides_in(b, n, shape, sb);
+        int64_t oc = 0, oa = 0, ob = 0;
+        for (int64_t i = 0; i < o->numel; i++) {
+            O[i] = C[oc] != 0 ? A[oa] : B[ob];
+            for (int d = n - 1; d >= 0; d--) {
+                oc += sc[d];
+                oa += sa[d];
+                ob += sb[d];
+                if (++idx[d] < shape[d]) break;
+                oc -= sc[d] * shape[d];
+                oa -= sa[d] * shape[d];
+                ob -= sb[d] * shape[d];
+                idx[d] = 0;
+            }
+        }
+    }
+    return nb__finish(o, 3, in);
+}
+
+/* d/da = where(cond, g, 0), d/db = where(cond, 0, g): where itself, so any
+   order works; cond's gradient is zero (it only selects). */
+int nb__vjp_where(nb__rule *r) {
+    nb_tensor *cond = r->in[0], *zero = nb__const(0, NULL, 0.0);
+    if (r->need[0]) r->gin[0] = nb__const_like(cond, 0.0);
+    if (r->need[1]) r->gin[1] = nb_where(cond, r->g, zero);
+    if (r->need[2]) r->gin[2] = nb_where(cond, zero, r->g);
+    return nb__rule_ok(r);
+}
+nb_tensor *nb__jvp_where(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    nb_tensor *zero = nb__const(0, NULL, 0.0);
+    if (!tin[1] && !tin[2]) return nb__const_like(out, 0.0); /* only cond carried one */
+    nb_tensor *t = nb_where(in[0], tin[1] ? tin[1] : zero, tin[2] ? tin[2] : zero);
+    return nb__broadcast_like(t, out);
 }
