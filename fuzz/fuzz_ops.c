@@ -525,6 +525,110 @@ static void op_reduce(fz *z, uint8_t which) {
     after(z, r, e, e == E_FAIL ? -1 : n, s);
 }
 
+/* numpy's element-wise and reduction extras (minimum, clip, where, the
+   comparisons, min, min_axis, argmax, argmin, logsumexp, var), with their
+   shape oracle: comparisons and argmax/argmin never record a graph nor carry
+   a tangent; min of nothing, an empty argmax axis and n - ddof <= 0 must be
+   refused. */
+static void op_numpy_ew(fz *z, uint8_t which) {
+    static const char *const names[15] = {"minimum", "clip", "where", "eq", "ne", "lt", "le", "gt",
+                                          "ge", "min", "min_axis", "argmax", "argmin",
+                                          "logsumexp", "var"};
+    int k = which % 15;
+    cur_op = names[k];
+    nb_tensor *a = arg(z), *b = NULL, *c = NULL;
+    int e = E_OK, n = 0;
+    int64_t s[NB_MAX_DIMS * 2], numel;
+    bool zero, neg;
+    nb_tensor *r = NULL;
+    if (k == 0 || k == 2 || (k >= 3 && k <= 8)) { /* broadcasting: two or three operands */
+        b = arg(z);
+        if (k == 2) c = arg(z);
+        int n1 = 0;
+        int64_t s1[NB_MAX_DIMS];
+        if (!a || !b || (k == 2 && !c)) e = E_FAIL;
+        else if (!bshape(nb_ndim(a), nb_shape(a), nb_ndim(b), nb_shape(b), &n1, s1)) e = E_FAIL;
+        else if (k == 2 && !bshape(n1, s1, nb_ndim(c), nb_shape(c), &n, s)) e = E_FAIL;
+        else {
+            if (k != 2) {
+                n = n1;
+                memcpy(s, s1, (size_t)n1 * sizeof *s);
+            }
+            e = expect_of(classify(n, s, CAP_OUT, &numel));
+        }
+        if (e == E_SKIP) return;
+        switch (k) {
+        case 0: r = nb_minimum(a, b); break;
+        case 2: r = nb_where(a, b, c); break;
+        case 3: r = nb_eq(a, b); break;
+        case 4: r = nb_ne(a, b); break;
+        case 5: r = nb_lt(a, b); break;
+        case 6: r = nb_le(a, b); break;
+        case 7: r = nb_gt(a, b); break;
+        default: r = nb_ge(a, b); break;
+        }
+        nb_tensor *in[3] = {a, b, c};
+        if (r && k <= 2) graph_rules(r, k == 2 ? 3 : 2, in);
+    } else if (k == 1) {
+        double lo = val(z), hi = val(z);
+        r = nb_clip(a, lo, hi);
+        if (a) {
+            e = is_weird(a) ? E_ANY : E_OK;
+            n = nb_ndim(a);
+            memcpy(s, nb_shape(a), (size_t)n * sizeof *s);
+            if (r) graph_rules(r, 1, &a);
+        } else {
+            e = E_FAIL;
+        }
+    } else if (k == 9) {
+        if (!a || nb_numel(a) == 0) e = E_FAIL;
+        r = nb_min(a);
+        if (r) graph_rules(r, 1, &a);
+    } else { /* along an axis */
+        int axis = axis_arg(z);
+        bool keep = u8(z) & 1;
+        int ddof = (int)(int8_t)u8(z) % 4; /* -3..3 */
+        if (!a) e = E_FAIL;
+        else {
+            int nd = nb_ndim(a), ax = axis < 0 ? axis + nd : axis;
+            if (nd == 0 || axis < -nd || axis >= nd) e = E_FAIL;
+            else if ((k == 10 || k == 11 || k == 12) && nb_shape(a)[ax] == 0) e = E_FAIL;
+            else if (k == 14 && nb_shape(a)[ax] - ddof <= 0) e = E_FAIL;
+            else if (nb_numel(a) == 0 && sat_prod(nd, nb_shape(a), &zero, &neg) > 65536) e = E_SKIP;
+            else {
+                for (int d = 0; d < nd; d++) {
+                    if (d != ax) s[n++] = nb_shape(a)[d];
+                    else if (keep) s[n++] = 1;
+                }
+                e = expect_of(classify(n, s, CAP_OUT, &numel));
+            }
+        }
+        if (e == E_SKIP) return;
+        switch (k) {
+        case 10: r = nb_min_axis(a, axis, keep); break;
+        case 11: r = nb_argmax(a, axis, keep); break;
+        case 12: r = nb_argmin(a, axis, keep); break;
+        case 13: r = nb_logsumexp(a, axis, keep); break;
+        default: r = nb_var(a, axis, keep, ddof); break;
+        }
+        if (r && (k == 10 || k >= 13)) graph_rules(r, 1, &a);
+        if (r && (k == 11 || k == 12) && e != E_FAIL) {
+            int64_t len = nb_shape(a)[axis < 0 ? axis + nb_ndim(a) : axis];
+            for (int64_t i = 0; i < nb_numel(r); i++) {
+                double v = nb_data(r)[i];
+                if (!(v >= 0 && v < (double)len && v == floor(v))) violated("argmax/argmin: an index out of range", NULL);
+            }
+        }
+    }
+    if (r && ((k >= 3 && k <= 8) || k == 11 || k == 12)) {
+        if (nb_requires_grad(r) || nb_num_parents(r) != 0 || nb_tangent(r))
+            violated("a comparison or argmax recorded a graph or carries a tangent", NULL);
+        for (int64_t i = 0; k <= 8 && i < nb_numel(r); i++)
+            if (nb_data(r)[i] != 0.0 && nb_data(r)[i] != 1.0) violated("a comparison gave neither 0 nor 1", NULL);
+    }
+    after(z, r, e, e == E_FAIL ? -1 : n, s);
+}
+
 /* numpy's matmul shape rule */
 static bool mm_shape(const nb_tensor *a, const nb_tensor *b, int *nd, int64_t *out, int64_t *k) {
     int na = nb_ndim(a), nbd = nb_ndim(b);
@@ -754,13 +858,18 @@ static void op_autograd(fz *z) {
         if (rc == 0) {
             if (!grads[i]) violated("autograd succeeded with a NULL gradient", NULL);
             check_tensor(grads[i]);
-            if (!same_shape(grads[i], nb_ndim(ins[i]), nb_shape(ins[i])))
-                violated("autograd: a gradient's shape differs from its input's", NULL);
-            put(z, grads[i]);
+            if (!same_shape(grads[i], nb_ndim(ins[i]), nb_shape(ins[i]))) {
+                char b[160];
+                snprintf(b, sizeof b, "input %d %s (nd %d), gradient nd %d", i, nb_name(ins[i]),
+                         nb_ndim(ins[i]), nb_ndim(grads[i]));
+                violated("autograd: a gradient's shape differs from its input's", b);
+            }
         } else if (grads[i]) {
             violated("autograd failed but left a gradient", NULL);
         }
     }
+    /* only after every check: put() may release a pool tensor that ins[] still names */
+    for (int i = 0; i < n_in && rc == 0; i++) put(z, grads[i]);
 }
 
 static void op_dual(fz *z) {
@@ -1343,7 +1452,7 @@ static void run(fz *z) {
         }
         uint8_t sub = u8(z);
         nb_clear_error();
-        switch ((op & 0x7f) % 67) {
+        switch ((op & 0x7f) % 68) {
         case 0: case 1: case 2: case 3: case 4: case 5: case 6: case 7:
             op_create(z, sub);
             break;
@@ -1398,6 +1507,9 @@ static void run(fz *z) {
         case 66:
             if ((sub & 1) && z->inject == 0) op_save_load(z);
             else op_plot(z);
+            break;
+        case 67:
+            op_numpy_ew(z, sub);
             break;
         default:
             break;
