@@ -310,6 +310,51 @@ NB_API nb_tensor *nb_argmin(nb_tensor *a, int axis, bool keepdims);
 NB_API nb_tensor *nb_logsumexp(nb_tensor *a, int axis, bool keepdims); /* stable for any finite input */
 NB_API nb_tensor *nb_var(nb_tensor *a, int axis, bool keepdims, int ddof);
 
+/* ---- shape and indexing (src/ops/shape.c, src/ops/index.c) ----------------------------
+ * All of these are linear: forward mode applies the op to the tangents, and
+ * the gradient is the adjoint (a permute back, a slice placed into zeros, a
+ * scatter-add, slices), itself differentiable.
+ *
+ * nb_permute(a, axes): numpy transpose(a, axes).  axes has a->ndim entries,
+ *   each in [-ndim, ndim), together a permutation; the result's axis k is
+ *   a's axis axes[k].  axes NULL reverses the axes (numpy transpose(a)).
+ *   Errors: "permute: axis 3 is out of range for a tensor of shape (2, 3)",
+ *   "permute: axes (0, 0) are not a permutation of the 2 axes of a tensor of
+ *   shape (2, 3) (axis 0 repeats)".
+ * nb_expand_dims(a, axis): a size-1 axis inserted at `axis` of the result;
+ *   axis in [-(ndim+1), ndim+1) (a negative axis counts in the result).
+ *   Errors: axis out of range; a already 8-d.
+ * nb_squeeze(a, axis): removes `axis`, which must have size 1.  Errors:
+ *   "squeeze: axis 1 of a tensor of shape (2, 3) has size 3, not 1".
+ * nb_slice(a, axis, start, stop, step): a[..., start:stop:step, ...] along
+ *   axis, exactly Python's slice(start, stop, step).indices(size): negative
+ *   bounds count from the end, out-of-range bounds are clamped, NB_NONE is an
+ *   omitted bound (and, for step, means 1), a negative step walks backwards;
+ *   the result may be empty.  Errors: a 0-d tensor (no axis), axis out of
+ *   range, "slice: slice step cannot be zero (...)".
+ * nb_take(a, idx, n, axis): numpy take(a, idx, axis) for n indices: the
+ *   result has a's shape with n in place of a's size along axis, and its
+ *   row k is a's row idx[k]; idx[k] in [-size, size), negative counting from
+ *   the end.  The gradient scatter-adds, so a repeated index accumulates.
+ *   Errors: "take: index 3 is out of bounds for axis 0 with size 3 (...)",
+ *   n < 0, idx NULL with n > 0, a 0-d tensor.
+ * nb_concat(n, ts, axis): numpy concatenate: n >= 1 tensors of equal ndim
+ *   (>= 1: 0-d inputs are an error, as in numpy) whose shapes agree except
+ *   along axis; the result's size there is the sum.
+ * nb_stack(n, ts, axis): numpy stack: n >= 1 tensors of one shape, joined
+ *   along a new axis of size n at `axis` of the result, in [-(ndim+1), ndim+1).
+ * concat and stack take any number of inputs (one node holds at most 64;
+ * past that they build a tree of nodes with the same values and gradients).
+ */
+#define NB_NONE INT64_MIN      /* an omitted slice bound: Python's None */
+NB_API nb_tensor *nb_permute(nb_tensor *a, const int *axes);     /* numpy transpose(a, axes) */
+NB_API nb_tensor *nb_expand_dims(nb_tensor *a, int axis);
+NB_API nb_tensor *nb_squeeze(nb_tensor *a, int axis);            /* that axis must have size 1 */
+NB_API nb_tensor *nb_slice(nb_tensor *a, int axis, int64_t start, int64_t stop, int64_t step);
+NB_API nb_tensor *nb_take(nb_tensor *a, const int64_t *idx, int64_t n, int axis);
+NB_API nb_tensor *nb_concat(int n, nb_tensor *const *ts, int axis);   /* 0-d inputs are an error, as in numpy */
+NB_API nb_tensor *nb_stack(int n, nb_tensor *const *ts, int axis);
+
 /* ===================================================================== */
 /* Reverse mode. */
 

@@ -1,11 +1,13 @@
 /*
- * Shape ops: transpose, reshape, broadcast_to and its adjoint sum_to.  All
- * four are linear, so each JVP is the op itself applied to the tangent, and
- * each VJP is the adjoint op: transpose <-> transpose, reshape <-> reshape,
- * broadcast_to <-> sum_to.
+ * Shape ops: transpose, reshape, broadcast_to and its adjoint sum_to,
+ * permute, expand_dims and squeeze.  All are linear, so each JVP is the op
+ * itself applied to the tangent, and each VJP is the adjoint op: transpose
+ * <-> transpose, reshape <-> reshape, broadcast_to <-> sum_to, permute <->
+ * the inverse permute, expand_dims <-> squeeze.
  */
 #include "engine.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* Strides of a tensor of shape ts (tn dims) inside an n-d index space, its
@@ -235,4 +237,154 @@ int nb__vjp_dual(nb__rule *r) {
 }
 nb_tensor *nb__jvp_dual(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
     return tin[0];
+}
+
+/* ---- permute: numpy transpose(a, axes); out.shape[k] = a.shape[axes[k]] -------------------
+ * The axes live in the node's 8 parameter bytes, one byte each (NB_MAX_DIMS = 8).
+ * VJP: permute by the inverse permutation; JVP: the same permutation. */
+_Static_assert(NB_MAX_DIMS <= 8, "permute keeps its axes in the node's 8 parameter bytes");
+
+static nb_tensor *permute_node(nb_tensor *a, const uint8_t *ax) {
+    int n = a->ndim;
+    int64_t shape[NB_MAX_DIMS] = {0}, ist[NB_MAX_DIMS], st[NB_MAX_DIMS];
+    bool identity = true;
+    for (int k = 0; k < n; k++) {
+        shape[k] = a->shape[ax[k]];
+        identity &= ax[k] == k;
+    }
+    nb_tensor *o = nb__node(NB__OP_PERMUTE, n, shape, 1, &a);
+    if (!o) return NULL;
+    uint8_t packed[8] = {0};
+    memcpy(packed, ax, (size_t)n);
+    memcpy(&o->p, packed, sizeof packed);
+    if (identity || o->numel <= 1) {
+        if (o->numel) memcpy(o->data, a->data, (size_t)o->numel * sizeof(double));
+    } else {
+        int64_t s = 1; /* a's contiguous strides, then picked in the output's order */
+        for (int d = n - 1; d >= 0; d--) {
+            ist[d] = s;
+            s *= a->shape[d];
+        }
+        for (int k = 0; k < n; k++) st[k] = ist[ax[k]];
+        const double *src = a->data;
+        double *dst = o->data;
+        int64_t inner = shape[n - 1];
+        STRIDED_ROWS(n, shape, st, o->numel, {
+            double *row = dst + r * inner;
+            for (int64_t j = 0; j < inner; j++) row[j] = src[off + j * sl];
+        });
+    }
+    return nb__finish(o, 1, &a);
+}
+
+static void permute_axes_of(const nb_tensor *t, uint8_t *ax) {
+    uint8_t packed[8];
+    memcpy(packed, &t->p, sizeof packed);
+    memcpy(ax, packed, (size_t)t->ndim);
+}
+
+nb_tensor *nb_permute(nb_tensor *a, const int *axes) {
+    if (nb__null_args("permute", 1, &a)) return NULL;
+    int n = a->ndim;
+    uint8_t ax[NB_MAX_DIMS];
+    bool seen[NB_MAX_DIMS] = {false};
+    char s1[NB__SHAPE_BUF];
+    for (int k = 0; k < n; k++) {
+        int v = axes ? axes[k] : n - 1 - k; /* NULL: reversed, like numpy's transpose(a) */
+        if (v < -n || v >= n)
+            return nb__err("permute: axis %d is out of range for a tensor of shape %s", v,
+                           nb__shape_str(n, a->shape, s1, sizeof s1));
+        if (v < 0) v += n;
+        if (seen[v]) {
+            char list[160];
+            int len = 0;
+            for (int j = 0; j < n; j++)
+                len += snprintf(list + len, sizeof list - (size_t)len, "%s%d", j ? ", " : "", axes[j]);
+            return nb__err("permute: axes (%s) are not a permutation of the %d axes of a tensor of shape %s "
+                           "(axis %d repeats)",
+                           list, n, nb__shape_str(n, a->shape, s1, sizeof s1), v);
+        }
+        seen[v] = true;
+        ax[k] = (uint8_t)v;
+    }
+    return permute_node(a, ax);
+}
+
+int nb__vjp_permute(nb__rule *r) {
+    uint8_t ax[NB_MAX_DIMS], inv[NB_MAX_DIMS];
+    permute_axes_of(r->out, ax);
+    for (int k = 0; k < r->out->ndim; k++) inv[ax[k]] = (uint8_t)k;
+    r->gin[0] = permute_node(r->g, inv);
+    return nb__rule_ok(r);
+}
+nb_tensor *nb__jvp_permute(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    (void)in;
+    uint8_t ax[NB_MAX_DIMS];
+    permute_axes_of(out, ax);
+    return permute_node(tin[0], ax);
+}
+
+/* ---- expand_dims / squeeze: a size-1 axis in, a size-1 axis out (each the other's adjoint).
+ * The data is unchanged (a copy); p.ax.axis is the axis, normalised. */
+static nb_tensor *resized(nb__op op, nb_tensor *a, int ndim, const int64_t *shape, int axis) {
+    nb_tensor *o = nb__node(op, ndim, shape, 1, &a);
+    if (!o) return NULL;
+    o->p.ax.axis = axis;
+    if (o->numel) memcpy(o->data, a->data, (size_t)o->numel * sizeof(double));
+    return nb__finish(o, 1, &a);
+}
+
+static nb_tensor *expand_node(nb_tensor *a, int ax) {
+    int64_t shape[NB_MAX_DIMS];
+    for (int d = 0, k = 0; d <= a->ndim; d++) shape[d] = d == ax ? 1 : a->shape[k++];
+    return resized(NB__OP_EXPAND_DIMS, a, a->ndim + 1, shape, ax);
+}
+static nb_tensor *squeeze_node(nb_tensor *a, int ax) {
+    int64_t shape[NB_MAX_DIMS];
+    for (int d = 0, k = 0; d < a->ndim; d++)
+        if (d != ax) shape[k++] = a->shape[d];
+    return resized(NB__OP_SQUEEZE, a, a->ndim - 1, shape, ax);
+}
+
+nb_tensor *nb_expand_dims(nb_tensor *a, int axis) {
+    if (nb__null_args("expand_dims", 1, &a)) return NULL;
+    int n = a->ndim + 1; /* the result's dimensions: a negative axis counts there */
+    char s1[NB__SHAPE_BUF];
+    if (n > NB_MAX_DIMS)
+        return nb__err("expand_dims: a tensor of shape %s already has the most dimensions (%d)",
+                       nb__shape_str(a->ndim, a->shape, s1, sizeof s1), NB_MAX_DIMS);
+    if (axis < -n || axis >= n)
+        return nb__err("expand_dims: axis %d is out of range for a tensor of shape %s "
+                       "(the result has %d dimensions)",
+                       axis, nb__shape_str(a->ndim, a->shape, s1, sizeof s1), n);
+    return expand_node(a, axis < 0 ? axis + n : axis);
+}
+
+nb_tensor *nb_squeeze(nb_tensor *a, int axis) {
+    if (nb__null_args("squeeze", 1, &a)) return NULL;
+    int ax;
+    if (!nb__axis("squeeze", a, axis, &ax)) return NULL;
+    if (a->shape[ax] != 1) {
+        char s1[NB__SHAPE_BUF];
+        return nb__err("squeeze: axis %d of a tensor of shape %s has size %lld, not 1", axis,
+                       nb__shape_str(a->ndim, a->shape, s1, sizeof s1), (long long)a->shape[ax]);
+    }
+    return squeeze_node(a, ax);
+}
+
+int nb__vjp_expand_dims(nb__rule *r) {
+    r->gin[0] = squeeze_node(r->g, r->out->p.ax.axis);
+    return nb__rule_ok(r);
+}
+nb_tensor *nb__jvp_expand_dims(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    (void)in;
+    return expand_node(tin[0], out->p.ax.axis);
+}
+int nb__vjp_squeeze(nb__rule *r) {
+    r->gin[0] = expand_node(r->g, r->out->p.ax.axis);
+    return nb__rule_ok(r);
+}
+nb_tensor *nb__jvp_squeeze(nb_tensor *out, nb_tensor *const *in, nb_tensor *const *tin) {
+    (void)in;
+    return squeeze_node(tin[0], out->p.ax.axis);
 }
