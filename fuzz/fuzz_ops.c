@@ -1433,6 +1433,165 @@ static void op_save_load(fz *z) {
     remove(path);
 }
 
+/* ---- numpy's shape and indexing ops: permute, expand_dims, squeeze, slice, take, concat, stack.
+ * The oracle: numpy's rules for axes (negative counting from the end, or in
+ * the result for expand_dims/stack), Python's slice.indices for the length
+ * of a slice, numpy's take (indices in [-size, size)), concatenate (equal
+ * ndim >= 1, sizes equal except along axis) and stack (equal shapes). */
+static int64_t slice_bound(fz *z) {
+    static const int64_t special[] = {NB_NONE, INT64_MAX, INT64_MIN + 1, ((int64_t)1 << 62), -((int64_t)1 << 62)};
+    uint8_t b = u8(z);
+    if (b >= 240) return special[b % 5];
+    return (int64_t)(int8_t)b % 9;
+}
+/* Python's slice(start, stop, step).indices(size) length (step != 0) */
+static int64_t oracle_slice_len(int64_t size, int64_t start, int64_t stop, int64_t step) {
+    if (step == NB_NONE) step = 1;
+    int64_t lo = step > 0 ? 0 : -1, hi = step > 0 ? size : size - 1;
+    int64_t b[2] = {start, stop};
+    for (int i = 0; i < 2; i++) {
+        if (b[i] == NB_NONE) b[i] = (step > 0) == (i == 0) ? lo : hi;
+        else if (b[i] < 0) b[i] += size;
+        b[i] = b[i] < lo ? lo : b[i] > hi ? hi : b[i];
+    }
+    if (step > 0) return b[1] > b[0] ? (b[1] - b[0] - 1) / step + 1 : 0;
+    return b[0] > b[1] ? (b[0] - b[1] - 1) / -step + 1 : 0;
+}
+
+static void op_numpy_shape(fz *z, uint8_t which) {
+    static const char *const names[7] = {"permute", "expand_dims", "squeeze", "slice", "take", "concat", "stack"};
+    int k = which % 7;
+    cur_op = names[k];
+    int axis = axis_arg(z), e = E_OK, n = 0;
+    int64_t s[NB_MAX_DIMS + 1] = {0}, numel;
+    nb_tensor *r = NULL, *a = NULL, *ts[80];
+    int nts = 1;
+    if (k < 5) {
+        a = arg(z);
+        ts[0] = a;
+    }
+    int nd = a ? nb_ndim(a) : 0, ax = axis < 0 ? axis + nd : axis;
+    bool ax_ok = a && nd > 0 && axis >= -nd && axis < nd;
+    switch (k) {
+    case 0: {
+        int axes[NB_MAX_DIMS];
+        uint8_t mode = u8(z) % 4;
+        for (int i = 0; i < NB_MAX_DIMS; i++) axes[i] = i;
+        for (int i = nd - 1; i > 0; i--) { /* a shuffle: valid */
+            int j = u8(z) % (i + 1), t = axes[i];
+            axes[i] = axes[j];
+            axes[j] = t;
+        }
+        if (mode == 1)
+            for (int i = 0; i < nd; i++) axes[i] -= u8(z) & 1 ? nd : 0;
+        if (mode == 2 && nd > 0) axes[u8(z) % nd] = (int)(int8_t)u8(z) % 10; /* maybe repeated or out of range */
+        if (!a) e = E_FAIL;
+        bool seen[NB_MAX_DIMS] = {false};
+        for (int i = 0; a && i < nd && mode != 3; i++) {
+            int v = axes[i] < 0 ? axes[i] + nd : axes[i];
+            if (v < 0 || v >= nd || seen[v]) e = E_FAIL;
+            else {
+                seen[v] = true;
+                s[i] = nb_shape(a)[v];
+            }
+        }
+        for (int i = 0; a && i < nd && mode == 3; i++) s[i] = nb_shape(a)[nd - 1 - i];
+        n = nd;
+        r = nb_permute(a, mode == 3 ? NULL : axes);
+        break;
+    }
+    case 1:
+        n = nd + 1;
+        ax = axis < 0 ? axis + n : axis;
+        if (!a || n > NB_MAX_DIMS || axis < -n || axis >= n) e = E_FAIL;
+        else
+            for (int d = 0, j = 0; d < n; d++) s[d] = d == ax ? 1 : nb_shape(a)[j++];
+        r = nb_expand_dims(a, axis);
+        break;
+    case 2:
+        if (!ax_ok || nb_shape(a)[ax] != 1) e = E_FAIL;
+        else
+            for (int d = 0; d < nd; d++)
+                if (d != ax) s[n++] = nb_shape(a)[d];
+        r = nb_squeeze(a, axis);
+        break;
+    case 3: {
+        int64_t start = slice_bound(z), stop = slice_bound(z), step = slice_bound(z);
+        if (!ax_ok || step == 0) e = E_FAIL;
+        else {
+            n = nd;
+            memcpy(s, nb_shape(a), (size_t)nd * sizeof *s);
+            s[ax] = oracle_slice_len(s[ax], start, stop, step);
+        }
+        r = nb_slice(a, axis, start, stop, step);
+        break;
+    }
+    case 4: {
+        int64_t idx[8], ni = u8(z) % 9;
+        bool null_idx = u8(z) == 0x55;
+        for (int i = 0; i < ni; i++) idx[i] = (int64_t)(int8_t)u8(z) % 7;
+        if (!ax_ok || (null_idx && ni > 0)) e = E_FAIL;
+        else {
+            n = nd;
+            memcpy(s, nb_shape(a), (size_t)nd * sizeof *s);
+            for (int i = 0; i < ni; i++)
+                if (idx[i] < -s[ax] || idx[i] >= s[ax]) e = E_FAIL;
+            s[ax] = ni;
+        }
+        r = nb_take(a, null_idx ? NULL : idx, ni, axis);
+        break;
+    }
+    default: { /* concat, stack: 0 to 5 operands, or 65 to 80 copies of one (a tree of nodes) */
+        uint8_t c = u8(z);
+        nts = c & 0x80 ? 65 + c % 16 : c % 6;
+        for (int i = 0; i < nts; i++) ts[i] = (c & 0x80) && i ? ts[0] : arg(z);
+        bool any_null = false;
+        for (int i = 0; i < nts; i++) any_null |= !ts[i];
+        if (nts == 0 || any_null) e = E_FAIL;
+        else {
+            const nb_tensor *t0 = ts[0];
+            nd = nb_ndim(t0);
+            if (k == 5) {
+                ax = axis < 0 ? axis + nd : axis;
+                if (nd == 0 || axis < -nd || axis >= nd) e = E_FAIL;
+                n = nd;
+                for (int i = 0; e == E_OK && i < nts; i++) {
+                    if (nb_ndim(ts[i]) != nd) e = E_FAIL;
+                    for (int d = 0; e == E_OK && d < nd; d++)
+                        if (d != ax && nb_shape(ts[i])[d] != nb_shape(t0)[d]) e = E_FAIL;
+                }
+                if (e == E_OK) {
+                    memcpy(s, nb_shape(t0), (size_t)nd * sizeof *s);
+                    s[ax] = 0;
+                    for (int i = 0; e == E_OK && i < nts; i++)
+                        if (__builtin_add_overflow(s[ax], nb_shape(ts[i])[ax], &s[ax])) e = E_FAIL;
+                }
+            } else {
+                n = nd + 1;
+                ax = axis < 0 ? axis + n : axis;
+                for (int i = 1; i < nts; i++)
+                    if (!same_shape(ts[i], nd, nb_shape(t0))) e = E_FAIL;
+                if (n > NB_MAX_DIMS || axis < -n || axis >= n) e = E_FAIL;
+                else
+                    for (int d = 0, j = 0; d < n; d++) s[d] = d == ax ? nts : nb_shape(t0)[j++];
+            }
+        }
+        if (e == E_OK) e = expect_of(classify(n, s, CAP_OUT, &numel));
+        if (e == E_SKIP) return;
+        r = k == 5 ? nb_concat(nts, ts, axis) : nb_stack(nts, ts, axis);
+        break;
+    }
+    }
+    if (e == E_OK && k < 5) e = expect_of(classify(n, s, CAP_OUT * 64, &numel));
+    if (r && e != E_FAIL) {
+        if (nts <= 64) graph_rules(r, nts, ts);
+        else if (nb_requires_grad(r) != (nb_requires_grad(ts[0]) && nb_is_grad_enabled()))
+            violated("requires_grad of a result is wrong", NULL);
+    }
+    if (e == E_OK && (z->weird || (a && is_weird(a)))) e = E_ANY;
+    after(z, r, e, e == E_FAIL ? -1 : n, s);
+}
+
 static bool trace; /* FUZZ_TRACE=1: print each step, its time and its error */
 
 static double now(void) {
@@ -1452,7 +1611,7 @@ static void run(fz *z) {
         }
         uint8_t sub = u8(z);
         nb_clear_error();
-        switch ((op & 0x7f) % 68) {
+        switch ((op & 0x7f) == 0x7f ? 68 : (op & 0x7f) % 68) { /* 0x7f: the numpy shape ops */
         case 0: case 1: case 2: case 3: case 4: case 5: case 6: case 7:
             op_create(z, sub);
             break;
@@ -1510,6 +1669,9 @@ static void run(fz *z) {
             break;
         case 67:
             op_numpy_ew(z, sub);
+            break;
+        case 68:
+            op_numpy_shape(z, sub);
             break;
         default:
             break;
