@@ -23,6 +23,8 @@ static const char *call_of(const char *op, char *buf, size_t n) {
         {"in", "nb_new("},          {"const", "nb_zero_grad("}, /* consts: inside rules (every gradient test) */
         {"aux", "nb_set_name("},    {"unary_grad", "nb_gradgradcheck("}, /* the fused kernel's own rules */
         {"custom", "nb_apply("},
+        /* the adjoints of slice and take: their rules run under a gradient's gradient */
+        {"slice_scatter", "nb_gradgradcheck("}, {"scatter_add", "nb_gradgradcheck("},
     };
     for (size_t i = 0; i < sizeof special / sizeof *special; i++)
         if (!strcmp(op, special[i][0])) return special[i][1];
