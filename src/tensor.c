@@ -682,7 +682,7 @@ bool nb_requires_grad(const nb_tensor *t) { return t && (t->flags & NB__REQ); }
 bool nb_is_leaf(const nb_tensor *t) { return t && t->nin == 0; }
 int nb_num_parents(const nb_tensor *t) { return t ? t->nin : 0; }
 nb_tensor *nb_parent(const nb_tensor *t, int i) {
-    return (t && i >= 0 && i < t->nin) ? t->in[i] : NULL;
+    return (t && i >= 0 && i < t->nin) ? nb__inputs(t)[i] : NULL; /* (past NB__MAX_IN: the side record) */
 }
 const char *nb_op_name(const nb_tensor *t) { return t ? nb__ops[t->op].name : NULL; }
 

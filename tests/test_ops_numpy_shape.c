@@ -295,6 +295,12 @@ static void test_concat_stack_values(void) {
     nb_tensor *sc[3] = {nb_scalar(1), nb_scalar(2), nb_scalar(3)};
     nb_tensor *st = nb_stack(3, sc, -1);
     CHECK(has_shape(st, 1, SH(3)) && nb_data(st)[0] == 1 && nb_data(st)[2] == 3);
+    /* more inputs than a node keeps inline: nb_parent finds them in the side record */
+    nb_tensor *five[5] = {rnd(1, SH(1)), rnd(1, SH(2)), rnd(1, SH(3)), rnd(1, SH(1)), rnd(1, SH(2))};
+    nb_tensor *c5 = nb_concat(5, five, 0);
+    CHECK(c5 && nb_num_parents(c5) == 5);
+    for (int i = 0; c5 && i < 5; i++) CHECK(nb_parent(c5, i) == five[i]);
+    CHECK(nb_parent(c5, 5) == NULL);
     /* inputs that do not require grad mix with those that do */
     nb_set_requires_grad(c0[0], false);
     nb_tensor *y = nb_concat(2, c0, 0);
