@@ -228,7 +228,7 @@ nb_tensor *nb__jvp_custom(nb_tensor *out, nb_tensor *const *in, nb_tensor *const
     if (!fn->jvp)
         return nb__err("%s: forward mode needs a jvp callback, and this custom op has none",
                        out->aux->name);
-    nb_tensor *t = fn->jvp(ctx_of(out), out->nin, tin);
+    nb_tensor *t = fn->jvp(ctx_of(out), out->p.i[0], tin);
     if (!t && !nb__thread()->error.set) nb__err("%s: jvp returned NULL", out->aux->name);
     if (t && !nb__same_shape(t, out)) {
         char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
