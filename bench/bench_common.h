@@ -34,6 +34,13 @@
 #define W5_BATCH 64
 #define W5_LR 1e-3             /* Adam, betas (0.9, 0.999), eps 1e-8       */
 #define W5_DATA_DIR "/usr/share/datasets/fashion-mnist"
+#define W6_N 64                /* conv2d x (N, C, H, H), w (K, C, R, R), pad 1 */
+#define W6_C 32
+#define W6_H 14
+#define W6_K 64
+#define W6_R 3
+#define W7_BATCH 64            /* the CNN of fashion_mnist --model cnn, Adam 1e-3 */
+#define W7_LR 1e-3
 
 /* seeds of the generated inputs */
 #define SEED_W2_X 1
@@ -46,6 +53,10 @@
 #define SEED_W3_B 8
 #define SEED_W4_X 9
 #define SEED_W5_BASE 20        /* layer l: weight 20+2l, bias 21+2l        */
+#define SEED_W6_X 30
+#define SEED_W6_W 31
+#define SEED_W6_B 32
+#define SEED_W7_BASE 40        /* conv1, conv2, fc1, fc2: weight 40+2l, bias 41+2l */
 
 /* ---- options */
 typedef struct bench_opts {
@@ -68,7 +79,7 @@ static inline int bench_parse(int argc, char **argv, bench_opts *o) {
             snprintf(o->only, sizeof o->only, "%s", argv[++i]);
         } else {
             fprintf(stderr, "usage: %s [--threads N] [--quick] [--only W1,W2,...]\n"
-                            "  workloads: W1 W2 W3 W4 W5 SCALE MEM\n", argv[0]);
+                            "  workloads: W1 W2 W3 W4 W5 W6 W7 SCALE MEM\n", argv[0]);
             return -1;
         }
     }

@@ -7,13 +7,17 @@
  *
  *   W1 nabla ns_per_op 42.1
  *
- *   bench_nabla [--threads N] [--quick] [--only W1,W2,W3,W4,W5,SCALE,MEM]
+ *   bench_nabla [--threads N] [--quick] [--only W1,W2,W3,W4,W5,W6,W7,SCALE,MEM]
  *
  * W1  scalar chain y = tanh(y*w + b), 3333 steps, backward of sum(y)
  * W2  SGD step of X (64, 64) -> Linear 128 -> ReLU -> Linear 10 -> cross-entropy
  * W3  (512, 512) @ (512, 512), backward of the sum (3 GEMMs)
  * W4  y = sigmoid(x) * exp(-x*x) over 10^6 elements, backward of sum(y)
  * W5  one epoch of Fashion-MNIST: MLP 784-256-128-10, ReLU, Adam, batch 64
+ * W6  conv2d x (64, 32, 14, 14), w (64, 32, 3, 3), pad 1: forward + backward; and the
+ *     dgemm rate of one GEMM of the same FLOPs
+ * W7  Fashion-MNIST with the CNN of fashion_mnist --model cnn, Adam, batch 64: 300 steps
+ *     (30 with --quick) after 5 warm-up steps, the time scaled to an epoch of 938
  * SCALE  W1 at 10^3 .. 10^6 steps: time and peak memory
  * MEM    W2 over 10,000 steps: live/peak bytes after 100 vs after 10,000;
  *        graph bookkeeping bytes per node
@@ -530,6 +534,163 @@ static void bench_w5(const bench_opts *o) {
 #endif
 }
 
+/* ===================================================================== */
+/* W6: one conv layer of the CNN, x (64, 32, 14, 14), w (64, 32, 3, 3), b (64,),
+   padding 1: forward and backward (dx, dw, db) of sum(conv2d(x, w, b)).  Beside
+   it, the rate of one GEMM of the same FLOPs, (K, C*R*R) @ (C*R*R, N*H*H). */
+
+static void bench_w6(const bench_opts *o) {
+    const int64_t N = W6_N, C = W6_C, H = W6_H, K = W6_K, R = W6_R;
+    const int64_t xs[4] = { N, C, H, H }, ws[4] = { K, C, R, R }, bs[1] = { K };
+    double *xd = bench_xmalloc(sizeof(double) * (size_t)(N * C * H * H));
+    double *wd = bench_xmalloc(sizeof(double) * (size_t)(K * C * R * R));
+    double *bd = bench_xmalloc(sizeof(double) * (size_t)K);
+    bench_fill_normal(xd, N * C * H * H, SEED_W6_X);
+    double k = 1.0 / sqrt((double)(C * R * R));
+    bench_fill_uniform(wd, K * C * R * R, SEED_W6_W, -k, k);
+    bench_fill_uniform(bd, K, SEED_W6_B, -k, k);
+    nb_tensor *x = leaf(xd, 4, xs), *w = leaf(wd, 4, ws), *b = leaf(bd, 1, bs);
+    bench_reps r = bench_r(o, 3, 21);
+    double *t = bench_xmalloc(sizeof(double) * (size_t)r.reps), s = 0;
+    for (int i = 0; i < r.warm + r.reps; i++) {
+        nb_zero_grad(x), nb_zero_grad(w), nb_zero_grad(b);
+        double t0 = bench_now();
+        size_t mark = nb_scope_begin();
+        nb_tensor *y = nb_sum(nb_conv2d(x, w, b, 1, 1));
+        die_if_null(y, "W6 conv2d");
+        if (nb_backward(y, NULL)) die_if_null(NULL, "W6 backward");
+        s = nb_item(y);
+        nb_scope_end(mark);
+        if (i >= r.warm) t[i - r.warm] = bench_now() - t0;
+    }
+    double med = bench_median(t, r.reps);
+    double flops = 3.0 * 2.0 * (double)(N * H * H) * (double)K * (double)(C * R * R);
+    printf("W6 nabla ms %.4f\n", med * 1e3);
+    printf("W6 nabla gflops %.4f\n", flops / med * 1e-9);
+    printf("W6 nabla check %.12g\n", s + nb_data(nb_grad(x))[7] + nb_data(nb_grad(w))[5] +
+                                         nb_data(nb_grad(b))[3]);
+    /* the dgemm rate on the same FLOPs: (K, CRR) @ (CRR, N*H*H), no graph */
+    int64_t crr = C * R * R, cols = N * H * H;
+    double *ad = bench_xmalloc(sizeof(double) * (size_t)(crr * cols));
+    bench_fill_normal(ad, crr * cols, SEED_W6_X);
+    bool prev = nb_set_grad_enabled(false);
+    nb_tensor *A = constant(wd, 2, (int64_t[]){ K, crr }), *B = constant(ad, 2, (int64_t[]){ crr, cols });
+    free(ad);
+    for (int i = 0; i < r.warm + r.reps; i++) {
+        double t0 = bench_now();
+        size_t mark = nb_scope_begin();
+        die_if_null(nb_matmul(A, B), "W6 matmul");
+        nb_scope_end(mark);
+        if (i >= r.warm) t[i - r.warm] = bench_now() - t0;
+    }
+    med = bench_median(t, r.reps);
+    printf("W6 nabla dgemm_gflops %.4f\n", flops / 3.0 / med * 1e-9);
+    nb_set_grad_enabled(prev);
+    free(t);
+    free(xd);
+    free(wd);
+    free(bd);
+}
+
+/* ===================================================================== */
+/* W7: one epoch of the CNN of fashion_mnist --model cnn (conv 3x3 32, ReLU,
+   max-pool 2, conv 3x3 64, ReLU, max-pool 2, Linear 128, ReLU, Linear 10),
+   Adam, batch 64, in file order (as W5).  Parameters like PyTorch's default
+   initialisation (uniform +-1/sqrt(fan_in)), from the shared generator. */
+
+#ifdef BENCH_HAVE_ZLIB
+typedef struct w7_net {
+    nb_params *P;
+    nb_tensor *W[4], *b[4];
+    nb_optim *opt;
+} w7_net;
+
+static void w7_init(w7_net *n) {
+    static const int64_t wsh[4][4] = { { 32, 1, 3, 3 }, { 64, 32, 3, 3 }, { 128, 3136 }, { 10, 128 } };
+    static const int wnd[4] = { 4, 4, 2, 2 };
+    n->P = nb_params_new();
+    die_if_null(n->P, "nb_params_new");
+    for (int l = 0; l < 4; l++) {
+        char name[16];
+        snprintf(name, sizeof name, "W%d", l);
+        n->W[l] = nb_params_add(n->P, name, wnd[l], wsh[l]);
+        snprintf(name, sizeof name, "b%d", l);
+        n->b[l] = nb_params_add(n->P, name, 1, wsh[l]);
+        die_if_null(n->W[l] && n->b[l] ? n : NULL, "nb_params_add");
+    }
+    for (int l = 0; l < 4; l++) {
+        int64_t out = wsh[l][0], fan = nb_numel(n->W[l]) / out;
+        double k = 1.0 / sqrt((double)fan);
+        bench_fill_uniform(nb_data_mut(n->W[l]), out * fan, SEED_W7_BASE + 2 * l, -k, k);
+        bench_fill_uniform(nb_data_mut(n->b[l]), out, SEED_W7_BASE + 2 * l + 1, -k, k);
+    }
+    n->opt = nb_adam_new(n->P, W7_LR, 0.9, 0.999, 1e-8, 0.0);
+    die_if_null(n->opt, "nb_adam_new");
+}
+#endif
+
+static void bench_w7(const bench_opts *o) {
+#ifndef BENCH_HAVE_ZLIB
+    (void)o;
+    printf("# W7 skipped: built without zlib\n");
+#else
+    int ndi = 0, ndl = 0;
+    int64_t di[4], dl[4];
+    unsigned char *img = read_idx_gz(W5_DATA_DIR "/train-images-idx3-ubyte.gz", &ndi, di);
+    unsigned char *lab = read_idx_gz(W5_DATA_DIR "/train-labels-idx1-ubyte.gz", &ndl, dl);
+    if (!img || !lab || ndi != 3 || ndl != 1 || di[0] != dl[0] || di[1] * di[2] != 784) {
+        printf("# W7 skipped: Fashion-MNIST not found or unreadable in %s\n", W5_DATA_DIR);
+        free(img);
+        free(lab);
+        return;
+    }
+    const int64_t N = di[0], D = 784, K = 10, BS = W7_BATCH;
+    double *X = bench_xmalloc(sizeof(double) * (size_t)(N * D));
+    double *Y = bench_xmalloc(sizeof(double) * (size_t)(N * K));
+    for (int64_t i = 0; i < N * D; i++) X[i] = img[i] / 255.0;
+    memset(Y, 0, sizeof(double) * (size_t)(N * K));
+    for (int64_t i = 0; i < N; i++) Y[i * K + lab[i]] = 1.0;
+    free(img);
+    free(lab);
+
+    /* 300 of the epoch's 938 steps (30 quick), the time scaled to the epoch:
+       every step costs the same, and the whole benchmark stays within minutes */
+    int64_t full = (N + BS - 1) / BS, batches = o->quick ? 30 : 300;
+    w7_net n;
+    w7_init(&n);
+    double first_loss = 0, total = 0, t0 = 0;
+    for (int64_t k = -5; k < batches; k++) { /* 5 warm-up steps, then the epoch */
+        if (k == 0) t0 = bench_now();
+        int64_t lo = (k < 0 ? k + 5 : k) * BS, bs = lo + BS <= N ? BS : N - lo;
+        size_t mark = nb_scope_begin();
+        nb_tensor *x = constant(X + lo * D, 4, (int64_t[]){ bs, 1, 28, 28 });
+        nb_tensor *y = constant(Y + lo * K, 2, (int64_t[]){ bs, K });
+        nb_tensor *h = nb_max_pool2d(nb_relu(nb_conv2d(x, n.W[0], n.b[0], 1, 1)), 2, 2);
+        h = nb_max_pool2d(nb_relu(nb_conv2d(h, n.W[1], n.b[1], 1, 1)), 2, 2);
+        h = nb_relu(linear(nb_reshape(h, 2, (int64_t[]){ bs, -1 }), n.W[2], n.b[2]));
+        nb_tensor *loss = cross_entropy(linear(h, n.W[3], n.b[3]), y, bs);
+        die_if_null(loss, "W7 graph");
+        if (nb_backward(loss, NULL)) die_if_null(NULL, "W7 backward");
+        if (k >= 0) total += nb_item(loss);
+        if (k == -5) first_loss = nb_item(loss);
+        if (nb_optim_step(n.opt)) die_if_null(NULL, "nb_optim_step");
+        nb_params_zero_grad(n.P);
+        nb_scope_end(mark);
+    }
+    double secs = bench_now() - t0;
+    printf("W7 nabla s_per_epoch %.4f\n", secs * (double)full / (double)batches);
+    printf("W7 nabla check %.12g\n", first_loss);
+    printf("W7 nabla mean_loss %.6f\n", total / (double)batches);
+    if (batches != full)
+        printf("# W7 nabla: %lld of %lld batches, time scaled to a full epoch\n",
+               (long long)batches, (long long)full);
+    nb_optim_free(n.opt);
+    nb_params_free(n.P);
+    free(X);
+    free(Y);
+#endif
+}
+
 int main(int argc, char **argv) {
     bench_opts o;
     if (bench_parse(argc, argv, &o)) return 2;
@@ -539,7 +700,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
     static const struct { const char *name; void (*fn)(const bench_opts *); } all[] = {
         { "W1", bench_w1 }, { "W2", bench_w2 }, { "W3", bench_w3 }, { "W4", bench_w4 },
-        { "W5", bench_w5 }, { "MEM", bench_mem }, { "SCALE", bench_scale },
+        { "W5", bench_w5 }, { "W6", bench_w6 }, { "W7", bench_w7 }, { "MEM", bench_mem }, { "SCALE", bench_scale },
     };
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
         if (!bench_want(&o, all[i].name)) continue;

@@ -46,6 +46,9 @@ W5_BATCH, W5_LR = 64, 1e-3
 W5_DATA_DIR = "/usr/share/datasets/fashion-mnist"
 SEED_W2_X, SEED_W2_W1, SEED_W2_B1, SEED_W2_W2, SEED_W2_B2, SEED_W2_LABELS = 1, 2, 3, 4, 5, 6
 SEED_W3_A, SEED_W3_B, SEED_W4_X, SEED_W5_BASE = 7, 8, 9, 20
+W6_N, W6_C, W6_H, W6_K, W6_R = 64, 32, 14, 64, 3
+W7_BATCH, W7_LR = 64, 1e-3
+SEED_W6_X, SEED_W6_W, SEED_W6_B, SEED_W7_BASE = 30, 31, 32, 40
 
 M64 = (1 << 64) - 1
 
@@ -287,12 +290,93 @@ def bench_w5():
         out("# W5 torch: quick mode, %d of %d batches, time scaled to a full epoch" % (batches, full))
 
 
+# ===================================================================== W6
+def bench_w6():
+    N, C, H, K, R = W6_N, W6_C, W6_H, W6_K, W6_R
+    k = 1.0 / np.sqrt(C * R * R)
+    x = torch.from_numpy(normal(SEED_W6_X, N * C * H * H).reshape(N, C, H, H)).requires_grad_()
+    w = torch.from_numpy(uniform(SEED_W6_W, K * C * R * R, -k, k).reshape(K, C, R, R)).requires_grad_()
+    b = torch.from_numpy(uniform(SEED_W6_B, K, -k, k)).requires_grad_()
+    res = {}
+
+    def step():
+        x.grad = w.grad = b.grad = None
+        y = F.conv2d(x, w, b, stride=1, padding=1).sum()
+        y.backward()
+        res["s"] = y.item()
+
+    med = timed(step, *reps(3, 21))
+    flops = 3.0 * 2.0 * N * H * H * K * C * R * R
+    out("W6 torch ms %.4f" % (med * 1e3))
+    out("W6 torch gflops %.4f" % (flops / med * 1e-9))
+    out("W6 torch check %.12g" % (res["s"] + x.grad.reshape(-1)[7].item() + w.grad.reshape(-1)[5].item()
+                                   + b.grad[3].item()))
+
+
+# ===================================================================== W7
+class CNN7(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(1, 32, 3, padding=1)
+        self.c2 = torch.nn.Conv2d(32, 64, 3, padding=1)
+        self.f1 = torch.nn.Linear(3136, 128)
+        self.f2 = torch.nn.Linear(128, 10)
+        for l, m in enumerate((self.c1, self.c2, self.f1, self.f2)):
+            out_, fan = m.weight.shape[0], m.weight[0].numel()
+            k = 1.0 / np.sqrt(fan)
+            with torch.no_grad():
+                m.weight.copy_(torch.from_numpy(uniform(SEED_W7_BASE + 2 * l, out_ * fan, -k, k))
+                               .reshape(m.weight.shape))
+                m.bias.copy_(torch.from_numpy(uniform(SEED_W7_BASE + 2 * l + 1, out_, -k, k)))
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.c1(x)), 2)
+        x = F.max_pool2d(F.relu(self.c2(x)), 2)
+        x = F.relu(self.f1(x.flatten(1)))
+        return self.f2(x)
+
+
+def bench_w7():
+    img = os.path.join(W5_DATA_DIR, "train-images-idx3-ubyte.gz")
+    lab = os.path.join(W5_DATA_DIR, "train-labels-idx1-ubyte.gz")
+    if not (os.path.exists(img) and os.path.exists(lab)):
+        out("# W7 skipped: Fashion-MNIST not found in %s" % W5_DATA_DIR)
+        return
+    for dtype, tag in ((torch.float64, "torch"), (torch.float32, "torch32")):
+        X = torch.from_numpy(read_idx(img).reshape(-1, 1, 28, 28).astype(np.float64) / 255.0).to(dtype)
+        Y = torch.from_numpy(read_idx(lab).astype(np.int64))
+        n = X.shape[0]
+        full = (n + W7_BATCH - 1) // W7_BATCH
+        batches = 30 if ARGS.quick else 300  # as bench_nabla.c: scaled to the epoch
+        model = CNN7().to(dtype)
+        opt = torch.optim.Adam(model.parameters(), lr=W7_LR)
+        first, total, t0 = 0.0, 0.0, 0.0
+        for k in range(-5, batches):  # 5 warm-up steps, then the epoch
+            if k == 0:
+                t0 = time.perf_counter()
+            lo = (k + 5 if k < 0 else k) * W7_BATCH
+            loss = F.cross_entropy(model(X[lo:lo + W7_BATCH]), Y[lo:lo + W7_BATCH])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if k == -5:
+                first = loss.item()
+            if k >= 0:
+                total += loss.item()
+        secs = time.perf_counter() - t0
+        out("W7 %s s_per_epoch %.4f" % (tag, secs * full / batches))
+        out("W7 %s check %.12g" % (tag, first))
+        out("W7 %s mean_loss %.6f" % (tag, total / batches))
+        if batches != full:
+            out("# W7 %s: %d of %d batches, time scaled to a full epoch" % (tag, batches, full))
+
+
 def main():
     out("# PyTorch %s eager float64, threads %d, OMP_WAIT_POLICY=%s%s"
         % (torch.__version__, torch.get_num_threads(), os.environ["OMP_WAIT_POLICY"],
            ", quick" if ARGS.quick else ""))
     for name, fn in (("W1", bench_w1), ("W2", bench_w2), ("W3", bench_w3), ("W4", bench_w4),
-                     ("W5", bench_w5), ("SCALE", bench_scale)):
+                     ("W5", bench_w5), ("W6", bench_w6), ("W7", bench_w7), ("SCALE", bench_scale)):
         if want(name):
             fn()
 

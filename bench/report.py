@@ -72,6 +72,9 @@ WORKLOADS = [
     ("W3", "W3 matmul 512³ fwd+bwd, GFLOP/s", "gflops", True),
     ("W4", "W4 element-wise 10⁶, ns/element", "ns_per_elem", False),
     ("W5", "W5 Fashion-MNIST epoch, s/epoch", "s_per_epoch", False),
+    ("W6", "W6 conv2d N64 C32 14² K64 3×3 pad 1, fwd+bwd, GFLOP/s (hand C: dgemm of the same FLOPs)",
+     "gflops", True),
+    ("W7", "W7 Fashion-MNIST CNN epoch, s/epoch", "s_per_epoch", False),
 ]
 
 
@@ -81,7 +84,7 @@ def speed(v, higher):
     return v if higher else 1.0 / v
 
 
-def goal(key, n, t, c, higher, n1):
+def goal(key, n, t, c, higher, n1, t32=None):
     """goal text and whether it is met; n, t, c are the figures of nabla,
     torch, C; n1 nabla's figure at 1 thread (for the 2-thread rows)"""
     sn, st, sc = speed(n, higher), speed(t, higher), speed(c, higher)
@@ -98,8 +101,15 @@ def goal(key, n, t, c, higher, n1):
         checks.append(("≤ 1.25× C time", sn and sc and sc / sn <= 1.25))
     elif key == "W5":
         checks.append(("≥ 1.5× faster than PyTorch", sn and st and sn / st >= 1.5))
+    elif key == "W6":
+        checks.append(("≥ 0.7× dgemm", sn and sc and sn / sc >= 0.7))
+        checks.append(("≥ 1.5× faster than PyTorch", sn and st and sn / st >= 1.5))
+    elif key == "W7":
+        checks.append(("≥ 1.5× faster than PyTorch", sn and st and sn / st >= 1.5))
     text = "; ".join("%s %s" % (g, "✅" if ok else "❌") for g, ok in checks)
-    if n1 is not None and key in ("W3", "W4", "W5"):
+    if key == "W7" and t32:
+        text += "; PyTorch float32: %s s (nabla %s)" % (fmt(t32), rel(speed(n, higher), speed(t32, higher)))
+    if n1 is not None and key in ("W3", "W4", "W5", "W6", "W7"):
         s1 = speed(n1, higher)
         gain = sn / s1 if (sn and s1) else None
         text += "; gain over 1 thread %s %s" % (fmt(gain) + "×" if gain else "—",
@@ -184,6 +194,8 @@ def main():
             n = res.get((key, "nabla", metric))
             t = res.get((key, "torch", metric))
             c = res.get((key, "c", metric))
+            if key == "W6":
+                c = res.get((key, "nabla", "dgemm_gflops"))
             if n is None and t is None and c is None:
                 continue
             nb1 = r1.get((key, "nabla", metric)) if thr == "2" else None
@@ -191,7 +203,7 @@ def main():
                 label, thr, fmt(n), fmt(t), fmt(c),
                 rel(speed(n, higher), speed(t, higher)),
                 rel(speed(n, higher), speed(c, higher)),
-                goal(key, n, t, c, higher, nb1)))
+                goal(key, n, t, c, higher, nb1, res.get((key, "torch32", metric)))))
     w("")
 
     # ---- nabla from Python (bench_python.py) beside PyTorch eager (also from Python)

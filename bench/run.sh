@@ -94,12 +94,12 @@ $PY -c "import torch" >/dev/null 2>&1 || HAVE_TORCH=0
 ROUNDS=3
 [ -z "$QUICK" ] || ROUNDS=1
 for thr in 1 2; do
-    if [ $thr = 1 ]; then WS="W1 W2 W3 W4 W5"; else WS="W2 W3 W4 W5"; fi
+    if [ $thr = 1 ]; then WS="W1 W2 W3 W4 W5 W6 W7"; else WS="W2 W3 W4 W5 W6 W7"; fi
     f=$OUT/t$thr.txt
     echo "# rounds $ROUNDS" >>"$f"
     for W in $WS; do for round in $(seq $ROUNDS); do
         run "nabla $W (round $round)" "$f" $thr "$NB" --threads $thr $QUICK --only $W
-        if [ $W != W5 ]; then
+        if [ $W != W5 ] && [ $W != W6 ] && [ $W != W7 ]; then
             run "hand C $W (round $round)" "$f" $thr "$BL" --threads $thr $QUICK --only $W
         fi
         if [ $HAVE_TORCH = 1 ]; then

@@ -5,12 +5,15 @@
  * learning rate follows a cosine from --lr down to --lr / 20 over the run.
  * The defaults (10 epochs, lr 1e-3) reach about 0.897 test accuracy.
  *
- *   fashion_mnist [--epochs N] [--batch B] [--lr X] [--hidden 256,128] [--seed S]
+ *   fashion_mnist [--model mlp|cnn] [--epochs N] [--batch B] [--lr X] [--hidden 256,128] [--seed S]
  *                 [--threads T] [--data DIR] [--out DIR] [--limit N] [--test-limit N]
  *
  * --data: the folder with train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,
  *         t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz (also without .gz)
  *         default /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist)
+ * --model cnn: the convolutional network of cnn_model.h instead of the MLP
+ *         (conv 3x3 32, pool, conv 3x3 64, pool, Linear 128, Linear 10); its
+ *         defaults: 4 epochs, lr 1e-3 (about 0.91-0.92 test accuracy).
  * --threads: threads for matmul and element-wise kernels (default 1).
  * --limit / --test-limit: use only the first N training / test examples.
  * --min-accuracy A: exit 1 when the final test accuracy is below A (for tests).
@@ -27,6 +30,7 @@
  */
 #include "nabla.h"
 #include "nn_example.h"
+#include "cnn_model.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -71,7 +75,7 @@ static nb_tensor *load(const char *path, int64_t limit, bool rows) {
 }
 
 /* logits of every row of x, evaluated without a graph in chunks; into out (n, 10) */
-static void predict(const nb_mlp *net, nb_tensor *x, double *out, int64_t classes) {
+static void predict(const ex_model *net, nb_tensor *x, double *out, int64_t classes) {
     int64_t n = nb_shape(x)[0], chunk = 1000;
     bool prev = nb_set_grad_enabled(false);
     int64_t *idx = malloc(sizeof(int64_t) * (size_t)chunk);
@@ -80,7 +84,7 @@ static void predict(const nb_mlp *net, nb_tensor *x, double *out, int64_t classe
         int64_t k = n - s < chunk ? n - s : chunk;
         for (int64_t i = 0; i < k; i++) idx[i] = s + i;
         size_t mark = nb_scope_begin();
-        nb_tensor *z = nb_mlp_forward(net, nb_gather_rows(x, idx, k));
+        nb_tensor *z = ex_model_forward(net, nb_gather_rows(x, idx, k));
         EX_CHECK(z);
         memcpy(out + s * classes, nb_data(z), sizeof(double) * (size_t)(k * classes));
         nb_scope_end(mark);
@@ -113,7 +117,8 @@ static void progress(int epoch, int epochs, int64_t done, int64_t total, double 
 }
 
 int main(int argc, char **argv) {
-    int epochs = 10, threads = 0; /* 0: the default */
+    int epochs = -1, threads = 0; /* -1, 0: the default */
+    bool cnn = false;
     int64_t batch = 64, limit = 0, test_limit = 0;
     double lr = 1e-3, min_acc = 0;
     unsigned long long seed = 1;
@@ -122,7 +127,14 @@ int main(int argc, char **argv) {
     const char *hidden = "256,128";
     const char *data = "/usr/share/datasets/fashion-mnist", *out = "out/fashion_mnist";
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--epochs")) epochs = (int)ex_arg_int(argc, argv, &i, 0, 100000);
+        if (!strcmp(argv[i], "--model")) {
+            const char *m = ex_arg(argc, argv, &i);
+            if (strcmp(m, "mlp") && strcmp(m, "cnn")) {
+                fprintf(stderr, "%s: --model wants mlp or cnn, got '%s'\n", argv[0], m);
+                return 2;
+            }
+            cnn = !strcmp(m, "cnn");
+        } else if (!strcmp(argv[i], "--epochs")) epochs = (int)ex_arg_int(argc, argv, &i, 0, 100000);
         else if (!strcmp(argv[i], "--batch")) batch = ex_arg_int(argc, argv, &i, 1, 1 << 20);
         else if (!strcmp(argv[i], "--lr")) lr = ex_arg_double(argc, argv, &i, 1e-12, 1e3);
         else if (!strcmp(argv[i], "--hidden")) hidden = ex_arg(argc, argv, &i);
@@ -135,7 +147,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--min-accuracy")) min_acc = ex_arg_double(argc, argv, &i, 0, 1);
         else {
             fprintf(stderr,
-                    "usage: %s [--epochs N] [--batch B] [--lr X] [--hidden 256,128] [--seed S]\n"
+                    "usage: %s [--model mlp|cnn] [--epochs N] [--batch B] [--lr X] [--hidden 256,128] [--seed S]\n"
                     "          [--threads T] [--data DIR] [--out DIR] [--limit N] [--test-limit N]\n"
                     "          [--min-accuracy A]\n",
                     argv[0]);
@@ -159,6 +171,7 @@ int main(int argc, char **argv) {
         }
     }
     sizes[nsizes++] = 10;
+    if (epochs < 0) epochs = cnn ? 4 : 10;
     /* one thread unless asked: on small 2-core machines that also run other
        work, a second thread (OpenBLAS's and nabla's) costs more than it gives */
     if (threads == 0) threads = 1;
@@ -206,9 +219,9 @@ int main(int argc, char **argv) {
         double *v = nb_data_mut(x);
         for (int64_t i = 0; i < nb_numel(x); i++) v[i] = (v[i] - mean) / sd;
     }
-    printf("fashion_mnist: %lld training and %lld test images (loaded in %.1f s), MLP",
-           (long long)ntr, (long long)nte, ex_now() - t0);
-    for (int i = 0; i < nsizes; i++) printf("%s%lld", i ? "-" : " ", (long long)sizes[i]);
+    printf("fashion_mnist: %lld training and %lld test images (loaded in %.1f s), %s",
+           (long long)ntr, (long long)nte, ex_now() - t0, cnn ? "CNN conv32-pool-conv64-pool-128-10" : "MLP");
+    for (int i = 0; i < nsizes && !cnn; i++) printf("%s%lld", i ? "-" : " ", (long long)sizes[i]);
     printf(" (ReLU), Adam lr %g, batch %lld, %d epochs, %d threads\n", lr, (long long)batch, epochs,
            threads);
     fflush(stdout);
@@ -216,8 +229,8 @@ int main(int argc, char **argv) {
     /* ---- model and optimizer */
     nb_params *P = nb_params_new();
     EX_CHECK(P);
-    nb_mlp *net = nb_mlp_new(P, "mlp", nsizes, sizes, NB_ACT_RELU, NB_INIT_AUTO, seed);
-    EX_CHECK(net);
+    ex_model model, *net = &model;
+    EX_CHECK(ex_model_init(net, cnn, P, nsizes, sizes, seed) == 0);
     nb_optim *opt = nb_adam_new(P, lr, 0.9, 0.999, 1e-8, 0.0);
     EX_CHECK(opt);
     nb_batcher *bat = nb_batcher_new(ntr, batch, true, false, seed);
@@ -251,7 +264,7 @@ int main(int argc, char **argv) {
             size_t mark = nb_scope_begin();
             nb_tensor *xb = nb_gather_rows(xtr, idx, k);             /* (B, 784) */
             nb_tensor *yb = nb_gather_rows(ytr, idx, k);             /* (B,)     */
-            nb_tensor *loss = nb_cross_entropy(nb_mlp_forward(net, xb), yb);
+            nb_tensor *loss = nb_cross_entropy(ex_model_forward(net, xb), yb);
             EX_CHECK(loss && nb_backward(loss, NULL) == 0);
             EX_CHECK(nb_optim_step(opt) == 0);
             nb_params_zero_grad(P);
@@ -291,8 +304,8 @@ int main(int argc, char **argv) {
     EX_CHECK(nb_params_save(P, ex_path(path, sizeof path, out, "model.nbp")) == 0);
     nb_params *Q = nb_params_new();
     EX_CHECK(Q);
-    nb_mlp *net2 = nb_mlp_new(Q, "mlp", nsizes, sizes, NB_ACT_RELU, NB_INIT_AUTO, seed + 12345);
-    EX_CHECK(net2);
+    ex_model model2, *net2 = &model2;
+    EX_CHECK(ex_model_init(net2, cnn, Q, nsizes, sizes, seed + 12345) == 0);
     EX_CHECK(nb_params_load(Q, path) == 0);
     double *logits2 = malloc(sizeof(double) * (size_t)(nte * 10));
     EX_CHECK(logits2);
@@ -339,8 +352,8 @@ int main(int argc, char **argv) {
     free(logits2);
     nb_batcher_free(bat);
     nb_optim_free(opt);
-    nb_mlp_free(net);
-    nb_mlp_free(net2);
+    ex_model_free(net);
+    ex_model_free(net2);
     nb_params_free(P);
     nb_params_free(Q);
     nb_release(xtr);

@@ -684,6 +684,51 @@ static void op_matmul(fz *z, uint8_t which) {
     after(z, r, e, e == E_FAIL ? -1 : n, s);
 }
 
+/* conv2d, max_pool2d, avg_pool2d: the NCHW shape rules of API.md */
+static void op_conv(fz *z, uint8_t which) {
+    int kind = which % 3;
+    cur_op = kind == 0 ? "conv2d" : kind == 1 ? "max_pool2d" : "avg_pool2d";
+    nb_tensor *a = arg(z), *w = kind == 0 ? arg(z) : NULL;
+    bool with_bias = kind == 0 && (which & 4);
+    nb_tensor *b = with_bias ? arg(z) : NULL;
+    uint8_t r1 = u8(z), r2 = u8(z);
+    int st = r1 == 0x55 ? 0 : 1 + r1 % 3, k = r2 % 4, pad = r2 == 0x55 ? -1 : (r2 >> 2) % 3;
+    int e = E_OK;
+    int64_t s[4] = {0}, work = 0;
+    if (!a || (kind == 0 && !w) || (with_bias && !b) || nb_ndim(a) != 4) e = E_FAIL;
+    else if (kind == 0) {
+        const int64_t *xa = nb_shape(a), *ws = nb_shape(w);
+        if (nb_ndim(w) != 4 || xa[1] != ws[1] || st < 1 || pad < 0 ||
+            (b && (nb_ndim(b) != 1 || nb_shape(b)[0] != ws[0])) || xa[2] + 2 * pad < ws[2] ||
+            xa[3] + 2 * pad < ws[3])
+            e = E_FAIL;
+        else {
+            s[0] = xa[0], s[1] = ws[0], s[2] = (xa[2] + 2 * pad - ws[2]) / st + 1;
+            s[3] = (xa[3] + 2 * pad - ws[3]) / st + 1;
+            int64_t numel = 0;
+            e = expect_of(classify(4, s, CAP_OUT, &numel));
+            if (e == E_OK && (__builtin_mul_overflow(numel, xa[1] * ws[2] * ws[3], &work) ||
+                              work > WORK_CAP))
+                e = E_SKIP;
+        }
+    } else {
+        const int64_t *xa = nb_shape(a);
+        if (k < 1 || st < 1 || xa[2] < k || xa[3] < k) e = E_FAIL;
+        else {
+            s[0] = xa[0], s[1] = xa[1], s[2] = (xa[2] - k) / st + 1, s[3] = (xa[3] - k) / st + 1;
+            int64_t numel = 0;
+            e = expect_of(classify(4, s, CAP_OUT, &numel));
+            if (e == E_OK && numel * k * k > WORK_CAP) e = E_SKIP;
+        }
+    }
+    if (e == E_SKIP) return;
+    nb_tensor *r = kind == 0 ? nb_conv2d(a, w, b, st, pad)
+                 : kind == 1 ? nb_max_pool2d(a, k, st) : nb_avg_pool2d(a, k, st);
+    nb_tensor *in[3] = {a, w, b};
+    if (r) graph_rules(r, kind == 0 ? (b ? 3 : 2) : 1, in);
+    after(z, r, e, e == E_FAIL ? -1 : 4, s);
+}
+
 static void op_transpose(fz *z) {
     cur_op = "transpose";
     nb_tensor *a = arg(z);
@@ -1627,8 +1672,11 @@ static void run(fz *z) {
         case 26: case 27: case 28: case 29: case 30:
             op_reduce(z, sub);
             break;
-        case 31: case 32: case 33:
+        case 31: case 32:
             op_matmul(z, sub);
+            break;
+        case 33:
+            op_conv(z, sub);
             break;
         case 34:
             op_transpose(z);

@@ -356,6 +356,31 @@ NB_API nb_tensor *nb_concat(int n, nb_tensor *const *ts, int axis);   /* 0-d inp
 NB_API nb_tensor *nb_stack(int n, nb_tensor *const *ts, int axis);
 
 /* ===================================================================== */
+/* Convolution and pooling, NCHW, float64 (src/ops/conv.c).
+
+   nb_conv2d: x (N, C, H, W), w (K, C, R, S), b (K,) or NULL; zero padding
+   of `padding` on every side; result (N, K, (H + 2p - R) / stride + 1,
+   (W + 2p - S) / stride + 1):  y[n,k,i,j] = b[k] +
+   sum_{c,r,s} x[n, c, i*stride + r - p, j*stride + s - p] w[k, c, r, s].
+   Errors (NULL, message "conv2d: ..." with the shapes): x or w not 4-d,
+   channels that differ, b not (K,), stride < 1, padding < 0, a padded input
+   smaller than the kernel.  It runs as im2col + GEMM, the batch split over
+   nb_set_num_threads() threads, its buffers kept by the thread between calls
+   (given back by nb_cleanup).  Its gradients are convolutions themselves
+   (differentiable to any order) and run at the same speed.
+
+   nb_max_pool2d / nb_avg_pool2d: windows kernel x kernel every `stride`, no
+   padding; result (N, C, (H - kernel) / stride + 1, (W - kernel) / stride + 1).
+   max: the window's maximum; the gradient goes to its first maximum (ties:
+   the first in row-major order), and so does the forward-mode tangent.
+   avg: the window's mean.  Errors ("max_pool2d: ...", "avg_pool2d: ..."): x
+   not 4-d, kernel or stride < 1, H or W smaller than the kernel.
+   A flatten for a Linear layer after them: nb_reshape(y, 2, (int64_t[]){N, -1}). */
+NB_API nb_tensor *nb_conv2d(nb_tensor *x, nb_tensor *w, nb_tensor *b, int stride, int padding);
+NB_API nb_tensor *nb_max_pool2d(nb_tensor *x, int kernel, int stride); /* no padding; ties: first */
+NB_API nb_tensor *nb_avg_pool2d(nb_tensor *x, int kernel, int stride);
+
+/* ===================================================================== */
 /* Reverse mode. */
 
 /* Adds d(sum(seed * t))/dx into the gradient of every leaf x that requires

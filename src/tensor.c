@@ -34,6 +34,7 @@ static void tls_destroy(void *unused) {
     free(T->sweep.stack);
     free(T->sweep.stack_i);
     nb__custom_names_free();
+    nb__conv_scratch_free();
     memset(&T->pool, 0, sizeof T->pool);
     memset(&T->sweep, 0, sizeof T->sweep);
     T->initialised = false;
@@ -438,6 +439,7 @@ void nb_scope_end(size_t mark) {
 void nb_cleanup(void) {
     nb_scope_end(0);
     nb_trim();
+    nb__conv_scratch_free();
 }
 
 /* ---- names ------------------------------------------------------------------- */

@@ -212,6 +212,7 @@ typedef struct nb__thread_state {
     struct nb__custom_names *custom_names; /* counters of custom ops' names (custom.c) */
 } nb__thread_state;
 void nb__custom_names_free(void);  /* at thread exit (custom.c) */
+void nb__conv_scratch_free(void);  /* at thread exit and nb_cleanup (ops/conv.c) */
 
 extern _Thread_local nb__thread_state nb__thread_state_tls;
 static inline nb__thread_state *nb__thread(void) { return &nb__thread_state_tls; }
