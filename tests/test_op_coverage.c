@@ -25,6 +25,10 @@ static const char *call_of(const char *op, char *buf, size_t n) {
         {"custom", "nb_apply("},
         /* the adjoints of slice and take: their rules run under a gradient's gradient */
         {"slice_scatter", "nb_gradgradcheck("}, {"scatter_add", "nb_gradgradcheck("},
+        /* conv's and pooling's gradient ops: run by test_conv's gradgradcheck */
+        {"conv2d_input_grad", "nb_conv2d("}, {"conv2d_weight_grad", "nb_conv2d("},
+        {"pool_scatter", "nb_max_pool2d("}, {"pool_gather", "nb_max_pool2d("},
+        {"avg_pool_grad", "nb_avg_pool2d("},
     };
     for (size_t i = 0; i < sizeof special / sizeof *special; i++)
         if (!strcmp(op, special[i][0])) return special[i][1];
