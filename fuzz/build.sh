@@ -20,6 +20,7 @@ fi
 
 srcs=$(ls "$root"/src/*.c "$root"/src/ops/*.c "$root"/src/util/*.c 2>/dev/null)
 [ -d "$root/src/nn" ] && srcs="$srcs $(ls "$root"/src/nn/*.c)"
+[ -d "$root/src/io" ] && srcs="$srcs $(ls "$root"/src/io/*.c)"
 objs=""
 for s in $srcs; do
     rel=${s#"$root"/src/}

@@ -62,6 +62,17 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* The build's configuration (NABLA_HAVE_MPI), generated next to this header
+   by CMake; without it (nabla.h used alone) MPI is taken as absent. */
+#if defined(__has_include)
+#if __has_include("nabla_config.h")
+#include "nabla_config.h"
+#endif
+#endif
+#ifndef NABLA_HAVE_MPI
+#define NABLA_HAVE_MPI 0
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -658,6 +669,48 @@ NB_API int  nb_plot_arrows(nb_plot *p, int64_t n, const double *x, const double 
 NB_API int  nb_plot_legend(nb_plot *p, const char *label, const char *color);  /* current panel */
 NB_API int  nb_plot_save(const nb_plot *p, const char *path);   /* 0 or -1 + error */
 NB_API void nb_plot_free(nb_plot *p);                           /* NULL-safe */
+
+/* ---- data parallelism over MPI (NABLA_HAVE_MPI) ------------------------------------
+   Built when CMake finds MPI (-DNABLA_MPI=AUTO, the default; ON requires it,
+   OFF leaves it out); only this part of the library uses MPI.  The recipe
+   (docs/DISTRIBUTED.md): every rank builds the same model; rank 0's
+   parameters are broadcast; each step, every rank takes its nb_shard of the
+   global minibatch, runs forward and backward on it, and the gradient slabs
+   are all-reduced (one MPI_Allreduce of the whole slab), so every rank
+   takes the same optimizer step on the same gradient and the parameters stay
+   identical on all ranks.  The functions use a private duplicate of
+   MPI_COMM_WORLD whose errors return (MPI_ERRORS_RETURN): an MPI failure is
+   -1 + "mpi_<function>: ..." (MPI's own message), never an abort.  Every
+   rank must make the same calls in the same order (they are collective). */
+#if NABLA_HAVE_MPI
+/* MPI_Init (with MPI_THREAD_FUNNELED) unless MPI is already initialised
+   (then the caller's MPI is used); argc/argv may be NULL.  0 or -1. */
+NB_API int nb_mpi_init(int *argc, char ***argv);
+/* MPI_Finalize if nb_mpi_init initialised MPI (else only frees nabla's
+   communicator).  0 or -1. */
+NB_API int nb_mpi_finalize(void);
+NB_API int nb_mpi_rank(void);   /* this process's rank; 0 before nb_mpi_init */
+NB_API int nb_mpi_size(void);   /* number of ranks; 1 before nb_mpi_init     */
+/* Copies rank `root`'s value slab to every rank.  The stores must have the
+   same number of values on every rank (checked first: -1 + a message giving
+   both counts).  0 or -1. */
+NB_API int nb_mpi_broadcast_params(nb_params *p, int root);
+/* grad := sum over ranks r of weight_r * grad_r, on every rank, in one
+   MPI_Allreduce (in place) of the gradient slab.  With equal shards,
+   weight = 1 / size averages; with unequal ones (the last minibatch),
+   weight = k_r / k, the rank's share of the k examples, gives exactly the
+   gradient of the mean loss over the global minibatch.  0 or -1. */
+NB_API int nb_mpi_allreduce_grad(nb_params *p, double weight);
+/* v[0..n) := its sum over ranks, on every rank (metrics: loss sums, counts
+   of correct predictions, example counts).  0 or -1. */
+NB_API int nb_mpi_allreduce_sum(double *v, int64_t n);
+/* v[0..n) := its maximum over ranks, on every rank.  0 or -1. */
+NB_API int nb_mpi_allreduce_max(double *v, int64_t n);
+/* Ends the whole job (MPI_Abort on MPI_COMM_WORLD) with `code`, after
+   printing `why` (may be NULL) on stderr: for a program that cannot go on,
+   so that no other rank waits forever. */
+NB_API void nb_mpi_abort(int code, const char *why);
+#endif /* NABLA_HAVE_MPI */
 
 #ifdef __cplusplus
 }

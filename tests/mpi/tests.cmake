@@ -1,0 +1,21 @@
+# The MPI tests: each tests/mpi/mpi_*.c is one program, run by ctest with
+# mpirun -np 2 on this machine only (loopback; --oversubscribe lets 2 ranks
+# run on fewer cores; --allow-run-as-root for CI, which runs as root).
+# Included by CMakeLists.txt when MPI was found.
+file(GLOB mpi_test_srcs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/mpi/mpi_*.c)
+set(NABLA_MPIRUN ${NABLA_MPIEXEC} --allow-run-as-root --oversubscribe
+    --mca btl self,vader --mca btl_vader_single_copy_mechanism none -np 2)
+foreach(src ${mpi_test_srcs})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(${name} ${src} ${PROJECT_SOURCE_DIR}/tests/check.h)
+  target_link_libraries(${name} PRIVATE nabla_static)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests)
+  target_compile_options(${name} PRIVATE ${NABLA_WARN})
+  target_compile_definitions(${name} PRIVATE _POSIX_C_SOURCE=200809L
+    NABLA_SOURCE_DIR="${PROJECT_SOURCE_DIR}" NABLA_BINARY_DIR="${PROJECT_BINARY_DIR}")
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests)
+  add_test(NAME ${name} COMMAND ${NABLA_MPIRUN} $<TARGET_FILE:${name}>
+           WORKING_DIRECTORY ${PROJECT_BINARY_DIR})
+  set_tests_properties(${name} PROPERTIES TIMEOUT 300
+    ENVIRONMENT "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/mpi/lsan.supp")
+endforeach()
