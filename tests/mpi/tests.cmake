@@ -19,3 +19,15 @@ foreach(src ${mpi_test_srcs})
   set_tests_properties(${name} PROPERTIES TIMEOUT 300
     ENVIRONMENT "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/mpi/lsan.supp")
 endforeach()
+
+# The main job under mpirun -np 2: equal to the single process (1e-12
+# relative, same accuracy), a rank killed at a random step stops the job
+# within 30 s, and the run resumes from the checkpoint (tests/fashion_resume.sh).
+if(NABLA_BUILD_EXAMPLES)
+  add_test(NAME mpi_fashion_resume
+           COMMAND bash ${PROJECT_SOURCE_DIR}/tests/fashion_resume.sh $<TARGET_FILE:fashion_mnist>
+                   ${PROJECT_BINARY_DIR}/out/test_mpi_fashion_resume ${NABLA_MPIRUN}
+           WORKING_DIRECTORY ${PROJECT_BINARY_DIR})
+  set_tests_properties(mpi_fashion_resume PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+    ENVIRONMENT "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/mpi/lsan.supp")
+endif()
