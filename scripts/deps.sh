@@ -2,7 +2,8 @@
 # Installs what nabla's build, tests and examples use, on Debian/Ubuntu.
 # Usage: scripts/deps.sh [extra packages...]   (as root, or with sudo available)
 set -euo pipefail
-pkgs=(cmake make gcc clang libclang-rt-14-dev pkg-config libopenblas-dev zlib1g-dev graphviz "$@")
+pkgs=(cmake make gcc clang libclang-rt-14-dev pkg-config libopenblas-dev zlib1g-dev graphviz
+      libopenmpi-dev openmpi-bin "$@")  # Open MPI: data parallelism (src/dist) and its tests
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -209,6 +209,8 @@ static void test_refusals(void) {
         named += has(nb_last_error(), bad);
     }
     CHECK(refused == tries && named == tries);
+    printf("checkpoint: %d truncated or corrupted copies of a %ld-byte checkpoint: %d refused "
+           "naming the file\n", tries, len, named);
     CHECK(nb_params_data(b.P)[0] == before && b.st.step == 0 && nb_optim_steps(b.opt) == 0);
     CHECK(nb_checkpoint_load("/nonexistent/ck.nbc", CONFIG, b.P, b.opt, &b.st) == -1 &&
           has(nb_last_error(), "/nonexistent/ck.nbc"));
