@@ -279,9 +279,13 @@ def main():
             w("|---|---|---|---|")
             w("| 1 | %s | 1 | |" % fmt(t1))
             up = t1 / t2 if t1 and t2 else None
-            w("| 2 (mpirun -np 2) | %s | %s | ≥ 1.6× %s |" % (
+            w("| 2 (mpirun -np 2, sharded step) | %s | %s | ≥ 1.6× %s |" % (
                 fmt(t2), ("%.2f×" % up) if up else "—",
                 "" if up is None else ("✅" if up >= 1.6 else "❌")))
+            t3 = rd.get(("W8", "nabla", "epoch_s_2ranks_allreduce"))
+            if t3:
+                w("| 2 (--dp allreduce: one all-reduce, full step on each rank) | %s | %s | |" % (
+                    fmt(t3), ("%.2f×" % (t1 / t3)) if t1 else "—"))
         ar = [(b, rd.get(("W8", "nabla", "allreduce_ms_%dbuckets" % b))) for b in (1, 4, 16)]
         if any(v is not None for _, v in ar):
             w("")

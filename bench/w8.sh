@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # W8: data parallelism over MPI.  One epoch of the main job (Fashion-MNIST,
 # MLP 784-256-128-10, Adam, global batch 256, 1 thread per rank) with 1 rank
-# and with 2 ranks (mpirun -np 2), ROUNDS rounds taking turns, and the cost
-# of the gradient all-reduce (one call vs 4 or 16 buckets).
+# and with 2 ranks (mpirun -np 2; the default sharded step, and --dp
+# allreduce), ROUNDS rounds taking turns, and the cost of the gradient
+# all-reduce (one call vs 4 or 16 buckets).
 #     bench/w8.sh BUILD_DIR OUT_FILE [--quick]
 # Appends "W8 nabla <metric> <value>" lines to OUT_FILE (report.py reads
 # them from dist.txt).  Needs nabla built with MPI and the data set.
@@ -27,8 +28,10 @@ echo "# W8: one epoch, global batch 256, 1 thread per rank; ${ROUNDS} rounds" >>
 for round in $(seq "$ROUNDS"); do
     a=$(OPENBLAS_NUM_THREADS=1 "$FM" "${ARGS[@]}" 2>/dev/null | epoch_s)
     b=$(OPENBLAS_NUM_THREADS=1 "${MPIRUN[@]}" -x OPENBLAS_NUM_THREADS "$FM" "${ARGS[@]}" 2>/dev/null | epoch_s)
+    c=$(OPENBLAS_NUM_THREADS=1 "${MPIRUN[@]}" -x OPENBLAS_NUM_THREADS "$FM" "${ARGS[@]}" --dp allreduce 2>/dev/null | epoch_s)
     [ -n "$a" ] && echo "W8 nabla epoch_s_1rank $a" >>"$FILE"
     [ -n "$b" ] && echo "W8 nabla epoch_s_2ranks $b" >>"$FILE"
-    echo "   W8 round $round: 1 rank $a s, 2 ranks $b s" >&2
+    [ -n "$c" ] && echo "W8 nabla epoch_s_2ranks_allreduce $c" >>"$FILE"
+    echo "   W8 round $round: 1 rank $a s, 2 ranks $b s (sharded step), $c s (all-reduce + full step)" >&2
 done
 if [ -x "$AR" ]; then "${MPIRUN[@]}" "$AR" $QUICK >>"$FILE" 2>/dev/null || echo "# bench_allreduce failed" >>"$FILE"; fi

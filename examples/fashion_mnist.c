@@ -32,9 +32,11 @@
  * Data parallel over MPI (when nabla is built with it):
  *     mpirun -np 2 fashion_mnist [flags]
  * Every rank holds the model; each global minibatch of --batch examples is
- * split between the ranks (nb_shard), the gradients are all-reduced (one
- * MPI_Allreduce of the gradient slab per step), so the run is the single
- * process's run up to summation order.  Only rank 0 prints and writes files
+ * split between the ranks (nb_shard), the gradients are summed over the
+ * ranks, so the run is the single process's run up to summation order.
+ * --dp sharded (default): a reduce-scatter of the gradient slab, each rank
+ * runs Adam on its share, an all-gather of the values (nb_mpi_sharded_step);
+ * --dp allreduce: one MPI_Allreduce of the slab, every rank runs Adam on all.  Only rank 0 prints and writes files
  * (checkpoints included); every rank resumes from the checkpoint.
  *
  * Prints one line per epoch, "epoch N: loss L, test accuracy A, S s" (S: the
@@ -191,7 +193,7 @@ int main(int argc, char **argv) {
     unsigned long long seed = 1;
     int64_t sizes[MAX_LAYERS + 2];
     int nsizes = 0;
-    bool resume = false;
+    bool resume = false, sharded = true;
     const char *hidden = "256,128", *ckpt = NULL, *compare = NULL;
     const char *data = "/usr/share/datasets/fashion-mnist", *out = "out/fashion_mnist";
     for (int i = 1; i < argc; i++) {
@@ -209,6 +211,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--checkpoint")) ckpt = ex_arg(argc, argv, &i);
         else if (!strcmp(argv[i], "--checkpoint-every")) ck_every = ex_arg_int(argc, argv, &i, 0, INT64_MAX);
         else if (!strcmp(argv[i], "--resume")) resume = true;
+        else if (!strcmp(argv[i], "--dp")) {
+            const char *v = ex_arg(argc, argv, &i);
+            if (strcmp(v, "sharded") && strcmp(v, "allreduce")) {
+                fprintf(stderr, "%s: --dp wants sharded or allreduce, got '%s'\n", argv[0], v);
+                return 2;
+            }
+            sharded = !strcmp(v, "sharded");
+        }
         else if (!strcmp(argv[i], "--compare")) compare = ex_arg(argc, argv, &i);
         else if (!strcmp(argv[i], "--compare-tol")) cmp_tol = ex_arg_double(argc, argv, &i, 0, 1);
         else if (!strcmp(argv[i], "--die-at-step")) die_at = ex_arg_int(argc, argv, &i, 0, INT64_MAX);
@@ -219,7 +229,8 @@ int main(int argc, char **argv) {
                         "usage: %s [--epochs N] [--batch B] [--lr X] [--hidden 256,128] [--seed S]\n"
                         "          [--threads T] [--data DIR] [--out DIR] [--limit N] [--test-limit N]\n"
                         "          [--min-accuracy A] [--checkpoint PATH [--checkpoint-every N] [--resume]]\n"
-                        "          [--compare FILE [--compare-tol X]] [--die-at-step N [--die-rank R]]\n",
+                        "          [--compare FILE [--compare-tol X]] [--die-at-step N [--die-rank R]]\n"
+                        "          [--dp sharded|allreduce]\n",
                         argv[0]);
             return 2;
         }
@@ -369,6 +380,12 @@ int main(int argc, char **argv) {
     double loss_sum = 0;
     int64_t seen = 0;
     bool bar = rank == 0 && isatty(fileno(stderr));
+#if NABLA_HAVE_MPI
+#define SYNC_OPTIM() \
+    if (nranks > 1 && sharded) EX_CHECK(nb_mpi_sync_optim(opt) == 0)
+#else
+#define SYNC_OPTIM() (void)0
+#endif
 #define WRITE_CHECKPOINT()                                                       \
     do {                                                                         \
         double m_[2] = {loss_sum, (double)seen};                                 \
@@ -380,6 +397,7 @@ int main(int argc, char **argv) {
             user[3 + 3 * (e_ - 1)] = ep_acc[e_];                                 \
             user[4 + 3 * (e_ - 1)] = ep_secs[e_];                                \
         }                                                                        \
+        SYNC_OPTIM();                                                            \
         if (rank == 0) EX_CHECK(nb_checkpoint_save(ckpt, config, P, opt, &st) == 0); \
     } while (0)
     if (st.step > 0 && rank == 0) loss_sum = user[0], seen = (int64_t)user[1];
@@ -405,11 +423,18 @@ int main(int argc, char **argv) {
                 EX_CHECK(loss && nb_backward(loss, NULL) == 0);
                 loss_sum += nb_item(loss) * (double)cnt;
             }
+            /* the mean over the global batch: sum_r (cnt_r / k) grad_r, then the
+               step; under MPI by default the step's work is shared out
+               (nb_mpi_sharded_step), with --dp allreduce every rank steps
+               the whole slab after one all-reduce */
 #if NABLA_HAVE_MPI
-            /* the mean over the global batch: sum_r (cnt_r / k) grad_r */
-            if (nranks > 1) EX_CHECK(nb_mpi_allreduce_grad(P, (double)cnt / (double)k) == 0);
+            if (nranks > 1 && sharded)
+                EX_CHECK(nb_mpi_sharded_step(P, opt, (double)cnt / (double)k) == 0);
+            else if (nranks > 1)
+                EX_CHECK(nb_mpi_allreduce_grad(P, (double)cnt / (double)k) == 0);
+            if (!(nranks > 1 && sharded))
 #endif
-            EX_CHECK(nb_optim_step(opt) == 0);
+                EX_CHECK(nb_optim_step(opt) == 0);
             nb_params_zero_grad(P);
             nb_scope_end(mark);
             seen += cnt;

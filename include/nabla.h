@@ -701,6 +701,18 @@ NB_API int nb_mpi_broadcast_params(nb_params *p, int root);
    weight = k_r / k, the rank's share of the k examples, gives exactly the
    gradient of the mean loss over the global minibatch.  0 or -1. */
 NB_API int nb_mpi_allreduce_grad(nb_params *p, double weight);
+/* The all-reduce and the optimizer step in one, with the step's work shared
+   out (ZeRO stage 1): a reduce-scatter of weight * grad gives each rank the
+   summed gradient of its nb_shard of the slab, o steps those values only,
+   and an all-gather gives every rank all the new values.  The values equal
+   nb_mpi_allreduce_grad + nb_optim_step's (the sums in another order), with
+   1/size of the optimizer's work per rank.  Afterwards o's state (momentum,
+   moments) is current only in this rank's share and the gradient slab only
+   there: call nb_mpi_sync_optim before saving a checkpoint.  0 or -1. */
+NB_API int nb_mpi_sharded_step(nb_params *p, nb_optim *o, double weight);
+/* Brings every rank's optimizer state up to date from the other ranks'
+   shares (after nb_mpi_sharded_step; collective).  0 or -1. */
+NB_API int nb_mpi_sync_optim(nb_optim *o);
 /* v[0..n) := its sum over ranks, on every rank (metrics: loss sums, counts
    of correct predictions, example counts).  0 or -1. */
 NB_API int nb_mpi_allreduce_sum(double *v, int64_t n);

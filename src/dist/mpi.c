@@ -5,6 +5,7 @@
  * gradient average of a step is one MPI_Allreduce, in place.
  */
 #include "internal.h"
+#include "nn/ckpt.h"
 
 #include <mpi.h>
 
@@ -149,6 +150,99 @@ int nb_mpi_allreduce_max(double *v, int64_t n) {
         return -1;
     }
     return allreduce("allreduce_max", v, n, MPI_MAX);
+}
+
+/* counts and displacements of the slab's shares (nb_shard of n over the ranks) */
+static int shares(const char *who, int64_t n, int **counts, int **displs) {
+    if (n > INT32_MAX) {
+        nb__err("mpi_%s: %lld values: more than MPI's int counts allow in one call", who,
+                (long long)n);
+        return -1;
+    }
+    *counts = nb__malloc(sizeof(int) * (size_t)my_size);
+    *displs = nb__malloc(sizeof(int) * (size_t)my_size);
+    if (!*counts || !*displs) {
+        nb__free(*counts);
+        nb__free(*displs);
+        return -1;
+    }
+    for (int r = 0; r < my_size; r++) {
+        int64_t lo, c = nb_shard(n, r, my_size, &lo);
+        (*counts)[r] = (int)c;
+        (*displs)[r] = (int)lo;
+    }
+    return 0;
+}
+
+int nb_mpi_sharded_step(nb_params *p, nb_optim *o, double weight) {
+    if (!ready("sharded_step")) return -1;
+    if (!p || !o || o->p != p) {
+        nb__err("mpi_sharded_step: %s", !p ? "NULL store" : !o ? "NULL optimizer"
+                                                              : "the optimizer is another store's");
+        return -1;
+    }
+    if (!(weight >= 0 && weight <= 1)) {
+        nb__err("mpi_sharded_step: weight must be in [0, 1], got %g", weight);
+        return -1;
+    }
+    int64_t n = nb_params_numel(p);
+    int *counts, *displs;
+    if (shares("sharded_step", n, &counts, &displs)) return -1;
+    int mine = counts[my_rank], at = displs[my_rank];
+    double *g = nb_params_grad(p), *w = nb_params_data(p);
+    double *part = nb__malloc(sizeof(double) * (size_t)(mine ? mine : 1));
+    int rc = -1;
+    if (!part) goto done;
+    if (weight != 1.0)
+        for (int64_t i = 0; i < n; i++) g[i] *= weight;
+    /* 1. this rank's share of the summed gradient */
+    int e = MPI_Reduce_scatter(g, part, counts, MPI_DOUBLE, MPI_SUM, comm);
+    if (e != MPI_SUCCESS) {
+        mpi_fail("sharded_step", e);
+        goto done;
+    }
+    memcpy(g + at, part, sizeof(double) * (size_t)mine);
+    /* 2. the optimizer on that share only */
+    if (nb__optim_step_range(o, at, at + mine)) goto done;
+    /* 3. every rank gets every share's new values */
+    e = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, w, counts, displs, MPI_DOUBLE, comm);
+    if (e != MPI_SUCCESS) {
+        mpi_fail("sharded_step", e);
+        goto done;
+    }
+    rc = 0;
+done:
+    nb__free(part);
+    nb__free(counts);
+    nb__free(displs);
+    return rc;
+}
+
+int nb_mpi_sync_optim(nb_optim *o) {
+    if (!ready("sync_optim")) return -1;
+    if (!o) {
+        nb__err("mpi_sync_optim: NULL optimizer");
+        return -1;
+    }
+    if (o->n == 0) return 0;
+    if (o->n != nb_params_numel(o->p)) {
+        nb__err("mpi_sync_optim: the state covers %lld values, the store has %lld (parameters "
+                "added since the last step)",
+                (long long)o->n, (long long)nb_params_numel(o->p));
+        return -1;
+    }
+    int *counts, *displs;
+    if (shares("sync_optim", o->n, &counts, &displs)) return -1;
+    double *sl[2] = {o->m, o->v};
+    int rc = 0;
+    for (int k = 0; k < nb__optim_nslabs(o) && rc == 0; k++) {
+        int e = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, sl[k], counts, displs,
+                               MPI_DOUBLE, comm);
+        if (e != MPI_SUCCESS) rc = mpi_fail("sync_optim", e);
+    }
+    nb__free(counts);
+    nb__free(displs);
+    return rc;
 }
 
 void nb_mpi_abort(int code, const char *why) {

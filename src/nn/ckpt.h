@@ -18,6 +18,12 @@ struct nb_optim {
     double *m, *v;      /* SGD: m = velocity; Adam: m, v moments */
 };
 
+/* nb_optim_step restricted to the values [lo, hi) of the slab (0 <= lo <=
+   hi <= numel): the step count advances, the state is sized for the whole
+   store, only that range of values and state moves (the sharded step of
+   src/dist).  0 or -1. */
+int nb__optim_step_range(nb_optim *o, int64_t lo, int64_t hi);
+
 /* Number of state slabs of o (SGD: 1 with momentum, else 0; Adam: 2). */
 int nb__optim_nslabs(const nb_optim *o);
 

@@ -154,6 +154,10 @@ int nb_optim_step(nb_optim *o) {
         nb__err("optim: NULL optimizer");
         return -1;
     }
+    return nb__optim_step_range(o, 0, o->p->numel);
+}
+
+int nb__optim_step_range(nb_optim *o, int64_t rlo, int64_t rhi) {
     nb_params *P = o->p;
     int64_t n = P->numel;
     /* the gradients must be the store's own (backward accumulates in place) */
@@ -185,12 +189,15 @@ int nb_optim_step(nb_optim *o) {
         int64_t j = i;
         while (j < P->n && (P->e[j].t->flags & NB__REQ)) j++;
         int64_t lo = P->e[i].off, hi = j < P->n ? P->e[j].off : n;
+        if (lo < rlo) lo = rlo; /* clipped to the range asked for */
+        if (hi > rhi) hi = rhi;
+        i = j;
+        if (lo >= hi) continue;
         c.w = P->val->data + lo;
         c.g = P->grad->data + lo;
         c.m = o->m ? o->m + lo : NULL;
         c.v = o->v ? o->v + lo : NULL;
         nb__parallel_for(hi - lo, 1 << 15, range, &c);
-        i = j;
     }
     return 0;
 }

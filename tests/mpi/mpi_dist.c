@@ -123,7 +123,7 @@ static double local_grad(model *m, const int64_t *idx, int64_t k) {
     return l;
 }
 
-static void test_training(void) {
+static void test_training(bool sharded) {
     model ref, dp;
     model_new(&ref, 1);
     model_new(&dp, rank == 0 ? 1 : 100 + (uint64_t)rank); /* others: the broadcast must fix them */
@@ -145,8 +145,12 @@ static void test_training(void) {
         double l = local_grad(&dp, idx + lo, cnt);
         dp_loss += l * (double)cnt;
         dp_n += cnt;
-        CHECK(nb_mpi_allreduce_grad(dp.P, (double)cnt / (double)kk) == 0);
-        nb_optim_step(dp.opt);
+        if (sharded) {
+            CHECK(nb_mpi_sharded_step(dp.P, dp.opt, (double)cnt / (double)kk) == 0);
+        } else {
+            CHECK(nb_mpi_allreduce_grad(dp.P, (double)cnt / (double)kk) == 0);
+            nb_optim_step(dp.opt);
+        }
         nb_params_zero_grad(dp.P);
     }
     /* the parameters: relative to the largest magnitude of the reference */
@@ -159,9 +163,9 @@ static void test_training(void) {
     }
     double rel = err / scale;
     if (rank == 0)
-        printf("mpi_dist: %d ranks, %d Adam steps of %d examples: parameters equal to the single "
-               "process within %.3g relative (max |diff| / max |value|)\n",
-               size, STEPS, BATCH, rel);
+        printf("mpi_dist: %d ranks, %d Adam steps of %d examples (%s): parameters equal to the "
+               "single process within %.3g relative (max |diff| / max |value|)\n",
+               size, STEPS, BATCH, sharded ? "sharded step" : "all-reduce", rel);
     CHECK(rel <= 1e-12);
     /* the ranks hold identical parameters, bit for bit */
     double *mx = malloc(sizeof(double) * 2 * (size_t)n);
@@ -171,6 +175,46 @@ static void test_training(void) {
     for (int64_t i = 0; i < n; i++) same &= mx[i] == b[i] && -mx[n + i] == b[i];
     CHECK(same);
     free(mx);
+    /* the sharded step's optimizer state, synchronised, is the reference's */
+    if (sharded) {
+        CHECK(nb_mpi_sync_optim(dp.opt) == 0);
+        nb_params *Ps[2] = {ref.P, dp.P};
+        nb_optim *Os[2] = {ref.opt, dp.opt};
+        char path[2][1100];
+        for (int k = 0; k < 2; k++) {
+            snprintf(path[k], sizeof path[k], "%s/out/mpi_dist_%d_%d.nbc", NABLA_BINARY_DIR, rank, k);
+            CHECK(nb_checkpoint_save(path[k], "", Ps[k], Os[k], NULL) == 0);
+        }
+        /* load the synchronised state into the reference model: continuing
+           both one step must agree (the moments are the same to rounding) */
+        nb_params *Q = nb_params_new();
+        nb_mlp *qn = nb_mlp_new(Q, "mlp", 4, (int64_t[]){NIN, 16, 12, NCLS}, NB_ACT_RELU,
+                                NB_INIT_AUTO, 1);
+        nb_optim *qo = nb_adam_new(Q, 0.01, 0.9, 0.999, 1e-8, 0);
+        CHECK(nb_checkpoint_load(path[1], "", Q, qo, NULL) == 0);
+        CHECK(nb_optim_steps(qo) == STEPS);
+        nb_params *R = nb_params_new();
+        nb_mlp *rn = nb_mlp_new(R, "mlp", 4, (int64_t[]){NIN, 16, 12, NCLS}, NB_ACT_RELU,
+                                NB_INIT_AUTO, 1);
+        nb_optim *ro = nb_adam_new(R, 0.01, 0.9, 0.999, 1e-8, 0);
+        CHECK(nb_checkpoint_load(path[0], "", R, ro, NULL) == 0);
+        for (int64_t i = 0; i < n; i++) nb_params_grad(Q)[i] = nb_params_grad(R)[i] = 0;
+        memcpy(nb_params_data(Q), nb_params_data(R), sizeof(double) * (size_t)n);
+        nb_optim_step(qo);
+        nb_optim_step(ro);
+        double e2 = 0;
+        for (int64_t i = 0; i < n; i++)
+            e2 = fmax(e2, fabs(nb_params_data(Q)[i] - nb_params_data(R)[i]));
+        CHECK(e2 <= 1e-12 * scale); /* a zero gradient: the step is the moments' */
+        nb_optim_free(qo);
+        nb_optim_free(ro);
+        nb_mlp_free(qn);
+        nb_mlp_free(rn);
+        nb_params_free(Q);
+        nb_params_free(R);
+        remove(path[0]);
+        remove(path[1]);
+    }
     /* the loss, reduced, is the single process's */
     double m[2] = {dp_loss, (double)dp_n};
     CHECK(nb_mpi_allreduce_sum(m, 2) == 0);
@@ -201,7 +245,8 @@ int main(int argc, char **argv) {
     }
     test_basics();
     test_shards();
-    test_training();
+    test_training(false);
+    test_training(true);
     nb_release(X);
     nb_release(Y);
     double f = check_failed_;

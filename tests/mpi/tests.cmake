@@ -2,6 +2,11 @@
 # mpirun -np 2 on this machine only (loopback; --oversubscribe lets 2 ranks
 # run on fewer cores; --allow-run-as-root for CI, which runs as root).
 # Included by CMakeLists.txt when MPI was found.
+# Under the sanitizers, LeakSanitizer is off for these tests only: Open MPI's
+# plugins, unloaded at MPI_Finalize, leave allocations whose stacks cannot
+# be symbolised (so not even suppressed by module).  ASan and UBSan still
+# check them; nabla's own code on these paths (checkpoints, the optimizers,
+# the example's single-process runs) is leak-checked by the other tests.
 file(GLOB mpi_test_srcs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/mpi/mpi_*.c)
 set(NABLA_MPIRUN ${NABLA_MPIEXEC} --allow-run-as-root --oversubscribe
     --mca btl self,vader --mca btl_vader_single_copy_mechanism none -np 2)
@@ -17,7 +22,7 @@ foreach(src ${mpi_test_srcs})
   add_test(NAME ${name} COMMAND ${NABLA_MPIRUN} $<TARGET_FILE:${name}>
            WORKING_DIRECTORY ${PROJECT_BINARY_DIR})
   set_tests_properties(${name} PROPERTIES TIMEOUT 300
-    ENVIRONMENT "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/mpi/lsan.supp")
+    ENVIRONMENT "LSAN_OPTIONS=detect_leaks=0")
 endforeach()
 
 # The main job under mpirun -np 2: equal to the single process (1e-12
@@ -29,5 +34,5 @@ if(NABLA_BUILD_EXAMPLES)
                    ${PROJECT_BINARY_DIR}/out/test_mpi_fashion_resume ${NABLA_MPIRUN}
            WORKING_DIRECTORY ${PROJECT_BINARY_DIR})
   set_tests_properties(mpi_fashion_resume PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
-    ENVIRONMENT "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/mpi/lsan.supp")
+    ENVIRONMENT "LSAN_OPTIONS=detect_leaks=0")
 endif()
