@@ -235,6 +235,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    (void)sharded; /* used only with MPI */
     if (resume && !ckpt) {
         fprintf(stderr, "%s: --resume needs --checkpoint PATH\n", argv[0]);
         return 2;
