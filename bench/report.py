@@ -4,7 +4,7 @@
     report.py RESULTS_DIR > table.md
 
 RESULTS_DIR holds t1.txt and t2.txt (W1-W5 of the three programs at 1 and 2
-threads), mem.txt and scale.txt; every line is "<workload> <impl> <metric>
+threads), mem.txt, scale.txt and dist.txt (W8, bench/w8.sh); every line is "<workload> <impl> <metric>
 <value>" ('#' lines are comments, shown as notes).  A figure given several
 times (several rounds) is reported as the median of its values.  Standard
 library only.
@@ -298,6 +298,35 @@ def main():
               "(1.00 = perfectly linear)" % (
                   max(per_step_t) / min(per_step_t),
                   "%.2f" % (max(per_step_m) / min(per_step_m)) if len(per_step_m) >= 2 else "—"))
+        w("")
+
+    # ---- W8: data parallelism over MPI
+    rd, nd = parse(os.path.join(d, "dist.txt"))
+    if rd or nd:
+        w("## W8: data-parallel Fashion-MNIST epoch over MPI (global batch 256, 1 thread per rank)")
+        w("")
+        for note in nd:
+            w("- note: %s" % note)
+        t1 = rd.get(("W8", "nabla", "epoch_s_1rank"))
+        t2 = rd.get(("W8", "nabla", "epoch_s_2ranks"))
+        if t1 is not None or t2 is not None:
+            w("")
+            w("| ranks | epoch s | speed-up | goal |")
+            w("|---|---|---|---|")
+            w("| 1 | %s | 1 | |" % fmt(t1))
+            up = t1 / t2 if t1 and t2 else None
+            w("| 2 (mpirun -np 2, sharded step) | %s | %s | ≥ 1.6× %s |" % (
+                fmt(t2), ("%.2f×" % up) if up else "—",
+                "" if up is None else ("✅" if up >= 1.6 else "❌")))
+            t3 = rd.get(("W8", "nabla", "epoch_s_2ranks_allreduce"))
+            if t3:
+                w("| 2 (--dp allreduce: one all-reduce, full step on each rank) | %s | %s | |" % (
+                    fmt(t3), ("%.2f×" % (t1 / t3)) if t1 else "—"))
+        ar = [(b, rd.get(("W8", "nabla", "allreduce_ms_%dbuckets" % b))) for b in (1, 4, 16)]
+        if any(v is not None for _, v in ar):
+            w("")
+            w("Gradient all-reduce of the 235,146-double slab (1.9 MB), 2 ranks, ms per step: " +
+              ", ".join("%d bucket%s %s" % (b, "" if b == 1 else "s", fmt(v)) for b, v in ar))
         w("")
 
     rows = check_line([r1, r2])

@@ -7,7 +7,8 @@
 # Installs python3-torch and dataset-fashion-mnist with apt-get when they are
 # missing, builds bench_nabla and bench_baseline in build-bench (Release),
 # runs nabla, the hand-written C baselines and PyTorch (eager, float64) with
-# 1 thread and then 2 threads, and prints a markdown table, also written to
+# 1 thread and then 2 threads, then W8 (the Fashion-MNIST epoch on 1 and 2 MPI
+# ranks, bench/w8.sh), and prints a markdown table, also written to
 # bench/results.md.  The raw lines are kept in build-bench/bench-results/.
 set -euo pipefail
 
@@ -44,7 +45,7 @@ fi
 # ---- build
 echo "== building in $BUILD" >&2
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >&2
-cmake --build "$BUILD" -j2 --target bench_nabla bench_baseline >&2
+cmake --build "$BUILD" -j2 --target bench_nabla bench_baseline bench_allreduce fashion_mnist >&2
 # the Python package (bench_python.py: nabla from Python), when it can be built
 HAVE_PY=0
 if cmake --build "$BUILD" -j2 --target nabla_python >&2 2>/dev/null; then HAVE_PY=1; fi
@@ -119,6 +120,10 @@ run "hand C scaling" "$OUT/scale.txt" 1 "$BL" $QUICK --only SCALE
 if [ $HAVE_TORCH = 1 ]; then
     run "PyTorch scaling" "$OUT/scale.txt" 1 $PY "$TP" $QUICK --only SCALE
 fi
+
+# W8: data parallelism over MPI (1 and 2 ranks), in processes of their own
+echo "== W8 (MPI data parallelism)" >&2
+bash "$ROOT/bench/w8.sh" "$BUILD" "$OUT/dist.txt" $QUICK
 
 echo "end $(busy)" >>"$OUT/load.txt"
 

@@ -30,6 +30,15 @@ if(NABLA_BUILD_EXAMPLES)
                    --min-accuracy 0.55 --out ${PROJECT_BINARY_DIR}/out/test_fashion_mnist_cnn
            WORKING_DIRECTORY ${PROJECT_BINARY_DIR})
   set_tests_properties(example_fashion_mnist example_fashion_mnist_cnn PROPERTIES SKIP_RETURN_CODE 77)
+  # Checkpoints survive SIGKILL: a run checkpointing every step is killed at
+  # random moments and resumed until done; it must end bit-identical to an
+  # uninterrupted run; truncated / foreign checkpoints are refused
+  # (tests/fashion_resume.sh; 1500 images, 2 epochs).
+  add_test(NAME example_fashion_resume
+           COMMAND bash ${PROJECT_SOURCE_DIR}/tests/fashion_resume.sh $<TARGET_FILE:fashion_mnist>
+                   ${PROJECT_BINARY_DIR}/out/test_fashion_resume
+           WORKING_DIRECTORY ${PROJECT_BINARY_DIR})
+  set_tests_properties(example_fashion_resume PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600)
   set_tests_properties(example_minimize example_regression example_classify2d
                        example_classify2d_moons_bce example_fashion_mnist example_fashion_mnist_cnn
                        PROPERTIES TIMEOUT 300)

@@ -70,6 +70,17 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* The build's configuration (NABLA_HAVE_MPI), generated next to this header
+   by CMake; without it (nabla.h used alone) MPI is taken as absent. */
+#if defined(__has_include)
+#if __has_include("nabla_config.h")
+#include "nabla_config.h"
+#endif
+#endif
+#ifndef NABLA_HAVE_MPI
+#define NABLA_HAVE_MPI 0
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -645,9 +656,17 @@ NB_API void        nb_params_summary(const nb_params *p, FILE *out);
  * size, checksum, that the file holds exactly the store's names, each with the
  * store's shape, in any order) BEFORE copying the values in: on any error it
  * returns -1 with a message naming the file and the problem, and the store is
- * unchanged.  nb_params_save writes <path>.tmp and renames it over path, so a
- * failed save leaves an earlier file intact.  Gradients and optimizer state
- * are not saved.  0 or -1. */
+ * unchanged.  nb_params_save replaces path atomically and durably: it writes a
+ * temporary file of a unique name in path's folder (created with O_EXCL |
+ * O_NOFOLLOW: never a symbolic link, never another writer's file), fsyncs it,
+ * renames it over path and fsyncs the folder.  So a reader (or a crash, or a
+ * kill at any moment) sees the old file or the new one, never a mix; saves
+ * running at once to one path each succeed and the last one wins; a failed
+ * save leaves an earlier file intact.  A regular file at path keeps its
+ * permission bits; a symbolic link, FIFO, device or folder at path is refused
+ * (-1), never replaced.  A process killed mid-save may leave a hidden
+ * ".<name>.<pid>.<random>.tmp" file in the folder.  Gradients and optimizer
+ * state are not saved (see nb_checkpoint_save).  0 or -1. */
 NB_API int nb_params_save(const nb_params *p, const char *path);
 NB_API int nb_params_load(nb_params *p, const char *path);
 
@@ -736,13 +755,20 @@ NB_API double     nb_accuracy(const nb_tensor *scores, const nb_tensor *labels);
      p -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps),  t = 1, 2, ...
    _new: NULL + error on a NULL store, lr <= 0, or a coefficient out of
    range (momentum, b1, b2 in [0, 1), eps > 0, wd >= 0).  The store must
-   outlive the optimizer.  Steps use up to nb_set_num_threads() threads. */
+   outlive the optimizer.  Steps use up to nb_set_num_threads() threads.
+   A parameter frozen with nb_set_requires_grad(t, false) is skipped by every
+   step: its values and its state (momentum, moments) do not move, whatever
+   its gradient, momentum or weight decay; it resumes (with its kept state)
+   when requires_grad is set again.  The step count t is the optimizer's. */
 typedef struct nb_optim nb_optim;
 NB_API nb_optim *nb_sgd_new(nb_params *p, double lr, double momentum, double weight_decay);
 NB_API nb_optim *nb_adam_new(nb_params *p, double lr, double beta1, double beta2, double eps,
                              double weight_decay);
 NB_API int       nb_optim_step(nb_optim *o);               /* 0 or -1 */
-NB_API void      nb_optim_set_lr(nb_optim *o, double lr);  /* schedules */
+/* Schedules.  lr must be > 0 and finite: otherwise (0, negative, NaN, inf)
+   the learning rate is NOT changed and the error "optim_set_lr: ..." is set
+   (check nb_optim_lr(o) == lr, or nb_last_error()). */
+NB_API void      nb_optim_set_lr(nb_optim *o, double lr);
 NB_API double    nb_optim_lr(const nb_optim *o);
 NB_API int64_t   nb_optim_steps(const nb_optim *o);        /* steps taken so far */
 NB_API void      nb_optim_free(nb_optim *o);               /* NULL-safe */
@@ -799,6 +825,58 @@ NB_API int64_t     nb_batcher_next(nb_batcher *b, const int64_t **idx);
 NB_API int64_t     nb_batcher_num_batches(const nb_batcher *b);  /* per epoch */
 NB_API int64_t     nb_batcher_epoch(const nb_batcher *b);        /* epochs completed so far */
 NB_API void        nb_batcher_free(nb_batcher *b);               /* NULL-safe */
+/* Puts b where it is after `epoch` completed epochs and `batch` batches of
+   the next one (0 <= batch <= batches per epoch): the next nb_batcher_next
+   returns what an uninterrupted batcher would (resuming from a checkpoint).
+   0, or -1 + error. */
+NB_API int         nb_batcher_seek(nb_batcher *b, int64_t epoch, int64_t batch);
+/* Rank `rank`'s share of n items split among `size` ranks: contiguous, the
+   first n % size shares one item larger, together exactly 0..n-1 once.
+   Returns the count and puts the first item's index in *lo; -1 + error on
+   n < 0 or rank outside [0, size).  Data parallelism: each rank takes
+   idx[lo .. lo + count) of every global minibatch idx[0..k). */
+NB_API int64_t     nb_shard(int64_t n, int rank, int size, int64_t *lo);
+
+/* ---- checkpoints ---------------------------------------------------------------------
+   One file with everything a training run needs to continue where it was:
+   the parameters, the optimizer's state (lr, step count, SGD's momentum or
+   Adam's moments), the run's position and random state (nb_train_state),
+   user values (metrics so far, a schedule's state, ...) and the run's
+   configuration, a text of "key=value" lines chosen by the caller.
+   nb_checkpoint_save writes it atomically and durably, as nb_params_save does
+   (unique temporary file, O_EXCL | O_NOFOLLOW, fsync, rename, fsync of the
+   folder, permission bits kept, non-regular files refused): a kill at any
+   moment leaves the previous checkpoint or the new one, never a broken one.
+   o and s may be NULL (not saved).
+   nb_checkpoint_load checks everything before changing anything: magic,
+   version, sizes, CRC-32; that the configuration is the caller's (otherwise
+   "checkpoint_load: <path>: written by another configuration: batch is '256'
+   in the checkpoint, '128' now"); that the store has the file's names and
+   shapes; that the optimizer is of the same kind with the same coefficients
+   (momentum, betas, eps, weight decay; lr is restored); that the file has
+   state and optimizer exactly when s and o are given, and s->n_user values.
+   Then it sets the parameters, the optimizer (lr, t, state) and *s (but
+   s->user and s->n_user themselves: the values are copied into s->user).
+   On any error: -1 with a message naming the file, nothing changed.
+   Format (version 1, little-endian): "NBCHECKP", u32 version, u32 flags
+   (1: optimizer, 2: state), u32 config length + bytes; [state: i64 epoch,
+   batch, step; u64 rng.state, f64 rng.spare, u32 rng.has_spare, u32 0, u64
+   n_user + n_user f64]; [optimizer: u32 kind (1 SGD, 2 Adam), u32 slabs,
+   f64 lr, momentum, beta1, beta2, eps, wd, i64 t, i64 n, then slabs x n
+   f64]; u64 length + a parameter file image (nb_params_save's format);
+   u32 CRC-32 of all bytes before it. */
+typedef struct nb_train_state {
+    int64_t epoch;     /* epochs completed                                   */
+    int64_t batch;     /* batches done in the current epoch                  */
+    int64_t step;      /* optimizer steps in total                           */
+    nb_rng  rng;       /* the run's random generator                          */
+    double *user;      /* n_user values saved as they are (caller's memory)  */
+    int64_t n_user;
+} nb_train_state;
+NB_API int nb_checkpoint_save(const char *path, const char *config, const nb_params *p,
+                              const nb_optim *o, const nb_train_state *s);
+NB_API int nb_checkpoint_load(const char *path, const char *config, nb_params *p, nb_optim *o,
+                              nb_train_state *s);
 
 /* ---- pictures (SVG, written by nabla itself) -------------------------------------
    A figure of n_panels panels side by side, each panel_w x panel_h pixels.
@@ -835,6 +913,60 @@ NB_API int  nb_plot_arrows(nb_plot *p, int64_t n, const double *x, const double 
 NB_API int  nb_plot_legend(nb_plot *p, const char *label, const char *color);  /* current panel */
 NB_API int  nb_plot_save(const nb_plot *p, const char *path);   /* 0 or -1 + error */
 NB_API void nb_plot_free(nb_plot *p);                           /* NULL-safe */
+
+/* ---- data parallelism over MPI (NABLA_HAVE_MPI) ------------------------------------
+   Built when CMake finds MPI (-DNABLA_MPI=AUTO, the default; ON requires it,
+   OFF leaves it out); only this part of the library uses MPI.  The recipe
+   (docs/DISTRIBUTED.md): every rank builds the same model; rank 0's
+   parameters are broadcast; each step, every rank takes its nb_shard of the
+   global minibatch, runs forward and backward on it, and the gradient slabs
+   are all-reduced (one MPI_Allreduce of the whole slab), so every rank
+   takes the same optimizer step on the same gradient and the parameters stay
+   identical on all ranks.  The functions use a private duplicate of
+   MPI_COMM_WORLD whose errors return (MPI_ERRORS_RETURN): an MPI failure is
+   -1 + "mpi_<function>: ..." (MPI's own message), never an abort.  Every
+   rank must make the same calls in the same order (they are collective). */
+#if NABLA_HAVE_MPI
+/* MPI_Init (with MPI_THREAD_FUNNELED) unless MPI is already initialised
+   (then the caller's MPI is used); argc/argv may be NULL.  0 or -1. */
+NB_API int nb_mpi_init(int *argc, char ***argv);
+/* MPI_Finalize if nb_mpi_init initialised MPI (else only frees nabla's
+   communicator).  0 or -1. */
+NB_API int nb_mpi_finalize(void);
+NB_API int nb_mpi_rank(void);   /* this process's rank; 0 before nb_mpi_init */
+NB_API int nb_mpi_size(void);   /* number of ranks; 1 before nb_mpi_init     */
+/* Copies rank `root`'s value slab to every rank.  The stores must have the
+   same number of values on every rank (checked first: -1 + a message giving
+   both counts).  0 or -1. */
+NB_API int nb_mpi_broadcast_params(nb_params *p, int root);
+/* grad := sum over ranks r of weight_r * grad_r, on every rank, in one
+   MPI_Allreduce (in place) of the gradient slab.  With equal shards,
+   weight = 1 / size averages; with unequal ones (the last minibatch),
+   weight = k_r / k, the rank's share of the k examples, gives exactly the
+   gradient of the mean loss over the global minibatch.  0 or -1. */
+NB_API int nb_mpi_allreduce_grad(nb_params *p, double weight);
+/* The all-reduce and the optimizer step in one, with the step's work shared
+   out (ZeRO stage 1): a reduce-scatter of weight * grad gives each rank the
+   summed gradient of its nb_shard of the slab, o steps those values only,
+   and an all-gather gives every rank all the new values.  The values equal
+   nb_mpi_allreduce_grad + nb_optim_step's (the sums in another order), with
+   1/size of the optimizer's work per rank.  Afterwards o's state (momentum,
+   moments) is current only in this rank's share and the gradient slab only
+   there: call nb_mpi_sync_optim before saving a checkpoint.  0 or -1. */
+NB_API int nb_mpi_sharded_step(nb_params *p, nb_optim *o, double weight);
+/* Brings every rank's optimizer state up to date from the other ranks'
+   shares (after nb_mpi_sharded_step; collective).  0 or -1. */
+NB_API int nb_mpi_sync_optim(nb_optim *o);
+/* v[0..n) := its sum over ranks, on every rank (metrics: loss sums, counts
+   of correct predictions, example counts).  0 or -1. */
+NB_API int nb_mpi_allreduce_sum(double *v, int64_t n);
+/* v[0..n) := its maximum over ranks, on every rank.  0 or -1. */
+NB_API int nb_mpi_allreduce_max(double *v, int64_t n);
+/* Ends the whole job (MPI_Abort on MPI_COMM_WORLD) with `code`, after
+   printing `why` (may be NULL) on stderr: for a program that cannot go on,
+   so that no other rank waits forever. */
+NB_API void nb_mpi_abort(int code, const char *why);
+#endif /* NABLA_HAVE_MPI */
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,8 @@
 # (python3-dev, python3-numpy, python3-pytest: the Python package nabla and its tests)
 set -euo pipefail
 pkgs=(cmake make gcc clang libclang-rt-14-dev pkg-config libopenblas-dev zlib1g-dev graphviz locales
-      python3-dev python3-numpy python3-pytest "$@")
+      python3-dev python3-numpy python3-pytest
+      libopenmpi-dev openmpi-bin "$@")  # Open MPI: data parallelism (src/dist) and its tests
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

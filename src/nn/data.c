@@ -117,3 +117,37 @@ void nb_batcher_free(nb_batcher *b) {
     nb__free(b->perm);
     nb__free(b);
 }
+
+int nb_batcher_seek(nb_batcher *b, int64_t epoch, int64_t batch) {
+    if (!b) {
+        nb__err("batcher_seek: NULL batcher");
+        return -1;
+    }
+    int64_t nb = nb_batcher_num_batches(b);
+    if (epoch < 0 || batch < 0 || batch > nb) {
+        nb__err("batcher_seek: epoch %lld, batch %lld out of range (batches per epoch: %lld)",
+                (long long)epoch, (long long)batch, (long long)nb);
+        return -1;
+    }
+    b->epoch = epoch;
+    b->in_epoch = false;
+    if (batch == 0) return 0;
+    const int64_t *idx;
+    nb_batcher_next(b, &idx); /* starts the epoch: its permutation */
+    b->pos = batch >= nb ? (b->drop_last ? nb * b->bs : b->n) : batch * b->bs;
+    return 0;
+}
+
+int64_t nb_shard(int64_t n, int rank, int size, int64_t *lo) {
+    if (n < 0 || size < 1 || rank < 0 || rank >= size) {
+        nb__err("shard: need n >= 0 and 0 <= rank < size, got n %lld, rank %d, size %d",
+                (long long)n, rank, size);
+        if (lo) *lo = 0;
+        return -1;
+    }
+    /* the first n % size shards have one example more */
+    int64_t q = n / size, r = n % size;
+    int64_t start = q * rank + (rank < r ? rank : r);
+    if (lo) *lo = start;
+    return q + (rank < r ? 1 : 0);
+}

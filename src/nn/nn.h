@@ -5,6 +5,7 @@
 #define NABLA_NN_H
 
 #include "internal.h"
+#include "io/crc32.h" /* nb__crc32, for the file formats */
 #include "io/io.h"
 
 #include <stddef.h>
@@ -35,9 +36,6 @@ struct nb_params {
 
 /* Removes the parameters added after the first n (undoing a failed build). */
 void nb__params_truncate(nb_params *p, int64_t n);
-
-/* CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), continuing crc. */
-uint32_t nb__crc32(uint32_t crc, const void *buf, size_t len);
 
 /* nb__data_tensor, nb__read_file: src/io/io.h */
 

@@ -2,7 +2,7 @@
  * Optimizers: one loop over a store's value and gradient slabs, state in
  * slabs of the same layout.  The update rules are written out in nabla.h.
  */
-#include "nn.h"
+#include "ckpt.h"
 
 #include <math.h>
 #include <string.h>
@@ -10,17 +10,6 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
-
-enum { SGD, ADAM };
-
-struct nb_optim {
-    int kind;
-    nb_params *p;
-    double lr, mom, b1, b2, eps, wd;
-    int64_t t;          /* steps taken                       */
-    int64_t n;          /* values the state covers           */
-    double *m, *v;      /* SGD: m = velocity; Adam: m, v moments */
-};
 
 static nb_optim *optim_new(int kind, nb_params *p, double lr, double wd) {
     if (!p) return nb__err("optim: NULL parameter store");
@@ -39,7 +28,7 @@ static nb_optim *optim_new(int kind, nb_params *p, double lr, double wd) {
 nb_optim *nb_sgd_new(nb_params *p, double lr, double momentum, double weight_decay) {
     if (!(momentum >= 0 && momentum < 1))
         return nb__err("sgd: momentum must be in [0, 1), got %g", momentum);
-    nb_optim *o = optim_new(SGD, p, lr, weight_decay);
+    nb_optim *o = optim_new(NB__OPT_SGD, p, lr, weight_decay);
     if (o) o->mom = momentum;
     return o;
 }
@@ -49,7 +38,7 @@ nb_optim *nb_adam_new(nb_params *p, double lr, double beta1, double beta2, doubl
     if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1))
         return nb__err("adam: betas must be in [0, 1), got %g and %g", beta1, beta2);
     if (!(eps > 0) || !isfinite(eps)) return nb__err("adam: eps must be > 0, got %g", eps);
-    nb_optim *o = optim_new(ADAM, p, lr, weight_decay);
+    nb_optim *o = optim_new(NB__OPT_ADAM, p, lr, weight_decay);
     if (!o) return NULL;
     o->b1 = beta1;
     o->b2 = beta2;
@@ -65,7 +54,19 @@ void nb_optim_free(nb_optim *o) {
 }
 
 void nb_optim_set_lr(nb_optim *o, double lr) {
-    if (o && lr > 0 && isfinite(lr)) o->lr = lr;
+    if (!o) {
+        nb__err("optim_set_lr: NULL optimizer");
+        return;
+    }
+    if (!(lr > 0) || !isfinite(lr)) {
+        nb__err("optim_set_lr: learning rate must be > 0 and finite, got %g (kept %g)", lr, o->lr);
+        return;
+    }
+    o->lr = lr;
+}
+
+int nb__optim_nslabs(const nb_optim *o) {
+    return o->kind == NB__OPT_ADAM ? 2 : (o->mom > 0 ? 1 : 0);
 }
 double nb_optim_lr(const nb_optim *o) { return o ? o->lr : NAN; }
 int64_t nb_optim_steps(const nb_optim *o) { return o ? o->t : 0; }
@@ -73,7 +74,7 @@ int64_t nb_optim_steps(const nb_optim *o) { return o ? o->t : 0; }
 /* State for parameters added since the last step: zeros. */
 static int cover(nb_optim *o, int64_t n) {
     if (n <= o->n) return 0;
-    int nslabs = (o->kind == ADAM) ? 2 : (o->mom > 0 ? 1 : 0);
+    int nslabs = nb__optim_nslabs(o);
     double **slab[2] = {&o->m, &o->v};
     for (int k = 0; k < nslabs; k++) {
         double *s = nb__realloc(*slab[k], (size_t)n * sizeof(double));
@@ -89,14 +90,14 @@ static int cover(nb_optim *o, int64_t n) {
    them over the threads). */
 typedef struct step_ctx {
     const nb_optim *o;
-    double *w;
+    double *w, *m, *v;  /* the range's start in the value and state slabs */
     const double *g;
     double step, rc2;  /* Adam: lr / (1 - b1^t), 1 / sqrt(1 - b2^t) */
 } step_ctx;
 
 static void sgd_range(int64_t lo, int64_t hi, void *ctx) {
     const step_ctx *c = ctx;
-    double *restrict w = c->w, *restrict vel = c->o->m;
+    double *restrict w = c->w, *restrict vel = c->m;
     const double *restrict g = c->g;
     const double lr = c->o->lr, wd = c->o->wd, mu = c->o->mom;
     if (mu > 0) {
@@ -113,7 +114,7 @@ static void sgd_range(int64_t lo, int64_t hi, void *ctx) {
 
 static void adam_range(int64_t lo, int64_t hi, void *ctx) {
     const step_ctx *c = ctx;
-    double *restrict w = c->w, *restrict m = c->o->m, *restrict v = c->o->v;
+    double *restrict w = c->w, *restrict m = c->m, *restrict v = c->v;
     const double *restrict g = c->g;
     const double b1 = c->o->b1, b2 = c->o->b2, eps = c->o->eps, wd = c->o->wd;
     const double step = c->step, rc2 = c->rc2;
@@ -153,6 +154,10 @@ int nb_optim_step(nb_optim *o) {
         nb__err("optim: NULL optimizer");
         return -1;
     }
+    return nb__optim_step_range(o, 0, o->p->numel);
+}
+
+int nb__optim_step_range(nb_optim *o, int64_t rlo, int64_t rhi) {
     nb_params *P = o->p;
     int64_t n = P->numel;
     /* the gradients must be the store's own (backward accumulates in place) */
@@ -165,15 +170,34 @@ int nb_optim_step(nb_optim *o) {
     }
     if (cover(o, n)) return -1;
     o->t++;
-    step_ctx c = {o, P->val->data, P->grad->data, 0, 0};
-    if (o->kind == SGD) {
-        nb__parallel_for(n, 1 << 15, sgd_range, &c);
-        return 0;
+    void (*range)(int64_t, int64_t, void *) = o->kind == NB__OPT_SGD ? sgd_range : adam_range;
+    step_ctx c = {o, NULL, NULL, NULL, NULL, 0, 0};
+    if (o->kind == NB__OPT_ADAM) {
+        /* the bias corrections folded into the step size and epsilon:
+           lr mhat / (sqrt(vhat) + eps) = (lr / c1) m / (sqrt(v) / sqrt(c2) + eps) */
+        c.step = o->lr / (1.0 - pow(o->b1, (double)o->t));
+        c.rc2 = 1.0 / sqrt(1.0 - pow(o->b2, (double)o->t));
     }
-    /* Adam: the bias corrections folded into the step size and epsilon:
-       lr mhat / (sqrt(vhat) + eps) = (lr / c1) m / (sqrt(v) / sqrt(c2) + eps) */
-    c.step = o->lr / (1.0 - pow(o->b1, (double)o->t));
-    c.rc2 = 1.0 / sqrt(1.0 - pow(o->b2, (double)o->t));
-    nb__parallel_for(n, 1 << 15, adam_range, &c);
+    /* frozen parameters (requires_grad false) are skipped: neither their
+       values nor their state move.  Each run of trainable parameters is one
+       loop (all of the slab when none is frozen). */
+    for (int64_t i = 0; i < P->n;) {
+        if (!(P->e[i].t->flags & NB__REQ)) {
+            i++;
+            continue;
+        }
+        int64_t j = i;
+        while (j < P->n && (P->e[j].t->flags & NB__REQ)) j++;
+        int64_t lo = P->e[i].off, hi = j < P->n ? P->e[j].off : n;
+        if (lo < rlo) lo = rlo; /* clipped to the range asked for */
+        if (hi > rhi) hi = rhi;
+        i = j;
+        if (lo >= hi) continue;
+        c.w = P->val->data + lo;
+        c.g = P->grad->data + lo;
+        c.m = o->m ? o->m + lo : NULL;
+        c.v = o->v ? o->v + lo : NULL;
+        nb__parallel_for(hi - lo, 1 << 15, range, &c);
+    }
     return 0;
 }

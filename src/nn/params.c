@@ -10,33 +10,14 @@
  * of the gradient slab, so backward and nb_zero_grad work in place.
  */
 #include "nn.h"
+#include "ckpt.h"
+#include "io/atomic_write.h"
+#include "io/crc32.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- CRC-32 ------------------------------------------------------------- */
-
-static uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_init(void) {
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        crc_table[i] = c;
-    }
-}
-
-uint32_t nb__crc32(uint32_t crc, const void *buf, size_t len) {
-    pthread_once(&crc_once, crc_init);
-    const unsigned char *b = buf;
-    crc = ~crc;
-    for (size_t i = 0; i < len; i++) crc = crc_table[(crc ^ b[i]) & 0xffu] ^ (crc >> 8);
-    return ~crc;
-}
 
 /* ---- slabs --------------------------------------------------------------- */
 
@@ -228,18 +209,13 @@ static uint64_t get_u64(const unsigned char *b) {
     return v;
 }
 
-int nb_params_save(const nb_params *p, const char *path) {
-    if (!p || !path) {
-        nb__err("save: NULL %s", p ? "path" : "store");
-        return -1;
-    }
-    /* header size */
+unsigned char *nb__params_encode(const nb_params *p, size_t *len) {
     size_t size = 16;
     for (int64_t i = 0; i < p->n; i++)
         size += 4 + strlen(p->e[i].name) + 4 + 8 * (size_t)p->e[i].t->ndim;
     size += (size_t)p->numel * 8 + 4;
     unsigned char *buf = nb__malloc(size);
-    if (!buf) return -1;
+    if (!buf) return NULL;
     unsigned char *w = buf;
     memcpy(w, MAGIC, 8);
     put_u32(w + 8, VERSION);
@@ -247,10 +223,10 @@ int nb_params_save(const nb_params *p, const char *path) {
     w += 16;
     for (int64_t i = 0; i < p->n; i++) {
         const nb_tensor *t = p->e[i].t;
-        uint32_t len = (uint32_t)strlen(p->e[i].name);
-        put_u32(w, len);
-        memcpy(w + 4, p->e[i].name, len);
-        w += 4 + len;
+        uint32_t len32 = (uint32_t)strlen(p->e[i].name);
+        put_u32(w, len32);
+        memcpy(w + 4, p->e[i].name, len32);
+        w += 4 + len32;
         put_u32(w, (uint32_t)t->ndim);
         w += 4;
         for (int d = 0; d < t->ndim; d++, w += 8) put_u64(w, (uint64_t)t->shape[d]);
@@ -261,38 +237,24 @@ int nb_params_save(const nb_params *p, const char *path) {
         put_u64(w, bits);
     }
     put_u32(w, nb__crc32(0, buf, (size_t)(w - buf)));
-    w += 4;
+    *len = size;
+    return buf;
+}
 
-    /* written next to the target, then renamed over it: a failed save
-       leaves any previous file intact */
-    size_t plen = strlen(path);
-    char *tmp = nb__malloc(plen + 8);
-    if (!tmp) {
-        nb__free(buf);
+int nb_params_save(const nb_params *p, const char *path) {
+    if (!p || !path) {
+        nb__err("save: NULL %s", p ? "path" : "store");
         return -1;
     }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        nb__err("save: %s: cannot open for writing (%s)", tmp, strerror(errno));
-        nb__free(tmp);
-        nb__free(buf);
+    size_t size;
+    unsigned char *buf = nb__params_encode(p, &size);
+    if (!buf) {
+        nb__err("save: %s: out of memory (%lld parameters)", path, (long long)p->numel);
         return -1;
     }
-    bool bad = fwrite(buf, 1, size, f) != size;
-    int err = errno;
-    if (fclose(f) != 0 && !bad) bad = true, err = errno;
+    int rc = nb__write_file_atomic("save", path, buf, size);
     nb__free(buf);
-    if (!bad && rename(tmp, path) != 0) bad = true, err = errno;
-    if (bad) {
-        nb__err("save: %s: write failed (%s)", path, strerror(err));
-        remove(tmp);
-        nb__free(tmp);
-        return -1;
-    }
-    nb__free(tmp);
-    return 0;
+    return rc;
 }
 
 /* One tensor's header as read from a file. */
@@ -311,6 +273,13 @@ int nb_params_load(nb_params *p, const char *path) {
     size_t len;
     unsigned char *buf = nb__read_file("load", path, &len, false);
     if (!buf) return -1;
+    int rc = nb__params_decode("load", path, buf, len, p, true);
+    nb__free(buf);
+    return rc;
+}
+
+int nb__params_decode(const char *who, const char *path, const unsigned char *buf, size_t len,
+                      nb_params *p, bool apply) {
     file_entry *fe = NULL;
     const unsigned char *r = buf, *end = buf + len;
     char sbuf[NB__SHAPE_BUF], fbuf[NB__SHAPE_BUF];
@@ -323,20 +292,20 @@ int nb_params_load(nb_params *p, const char *path) {
 #define NEED(n, what)                                                                        \
     do {                                                                                     \
         if ((size_t)(end - r) < (size_t)(n))                                                 \
-            FAIL("load: %s: truncated file (%zu bytes, ends inside %s)", path, len, what);   \
+            FAIL("%s: %s: truncated file (%zu bytes, ends inside %s)", who, path, len, what);   \
     } while (0)
 
     /* 1. the structure, bounds-checked, without trusting anything */
     NEED(8, "the magic");
-    if (memcmp(r, MAGIC, 8) != 0) FAIL("load: %s: not a nabla parameter file (bad magic)", path);
+    if (memcmp(r, MAGIC, 8) != 0) FAIL("%s: %s: not a nabla parameter file (bad magic)", who, path);
     NEED(16, "the header");
     uint32_t version = get_u32(r + 8), count = get_u32(r + 12);
     r += 16;
     if (version != VERSION)
-        FAIL("load: %s: unsupported version %u (this nabla reads version %u)", path, version,
+        FAIL("%s: %s: unsupported version %u (this nabla reads version %u)", who, path, version,
              VERSION);
     if ((size_t)count > len / 8) /* each entry takes at least 8 bytes */
-        FAIL("load: %s: corrupted header (%u tensors in a %zu-byte file)", path, count, len);
+        FAIL("%s: %s: corrupted header (%u tensors in a %zu-byte file)", who, path, count, len);
     fe = nb__malloc((size_t)(count ? count : 1) * sizeof *fe);
     if (!fe) goto fail;
     int64_t total = 0;
@@ -346,18 +315,18 @@ int nb_params_load(nb_params *p, const char *path) {
         uint32_t nl = get_u32(r);
         r += 4;
         if (nl < 1 || nl > 63)
-            FAIL("load: %s: corrupted header (tensor %u has a name of %u bytes)", path, k, nl);
+            FAIL("%s: %s: corrupted header (tensor %u has a name of %u bytes)", who, path, k, nl);
         NEED(nl, "a name");
         memcpy(f->name, r, nl);
         f->name[nl] = 0;
         r += nl;
         if (strlen(f->name) != nl)
-            FAIL("load: %s: corrupted header (tensor %u has a NUL in its name)", path, k);
+            FAIL("%s: %s: corrupted header (tensor %u has a NUL in its name)", who, path, k);
         NEED(4, "a number of dimensions");
         uint32_t nd = get_u32(r);
         r += 4;
         if (nd > NB_MAX_DIMS)
-            FAIL("load: %s: corrupted header ('%s' has %u dimensions, at most %d)", path,
+            FAIL("%s: %s: corrupted header ('%s' has %u dimensions, at most %d)", who, path,
                  f->name, nd, NB_MAX_DIMS);
         f->ndim = (int)nd;
         NEED(8 * (size_t)nd, "a shape");
@@ -365,46 +334,46 @@ int nb_params_load(nb_params *p, const char *path) {
         for (uint32_t d = 0; d < nd; d++, r += 8) {
             f->shape[d] = (int64_t)get_u64(r);
             if (f->shape[d] < 0 || (f->shape[d] && f->numel > (INT64_MAX / 8) / f->shape[d]))
-                FAIL("load: %s: corrupted header ('%s' has size %lld in dimension %u)", path,
+                FAIL("%s: %s: corrupted header ('%s' has size %lld in dimension %u)", who, path,
                      f->name, (long long)f->shape[d], d);
             f->numel *= f->shape[d];
         }
         if (f->numel > (INT64_MAX / 8) - total)
-            FAIL("load: %s: corrupted header (too many values)", path);
+            FAIL("%s: %s: corrupted header (too many values)", who, path);
         f->off = total;
         total += f->numel;
     }
     size_t expect = (size_t)(r - buf) + (size_t)total * 8 + 4;
     if ((uint64_t)total > (uint64_t)SIZE_MAX / 16 || len < expect)
-        FAIL("load: %s: truncated file (%zu bytes, the header announces %lld values: %zu bytes)",
-             path, len, (long long)total, expect);
+        FAIL("%s: %s: truncated file (%zu bytes, the header announces %lld values: %zu bytes)",
+             who, path, len, (long long)total, expect);
     if (len > expect)
-        FAIL("load: %s: %zu unexpected bytes after the data", path, len - expect);
+        FAIL("%s: %s: %zu unexpected bytes after the data", who, path, len - expect);
     /* 2. the checksum */
     uint32_t want = get_u32(end - 4);
     uint32_t got = nb__crc32(0, buf, len - 4);
     if (want != got)
-        FAIL("load: %s: checksum mismatch, the file is corrupted (CRC-32 %08x, stored %08x)",
-             path, got, want);
+        FAIL("%s: %s: checksum mismatch, the file is corrupted (CRC-32 %08x, stored %08x)",
+             who, path, got, want);
     /* 3. the file against the store: same names, same shapes */
     if ((int64_t)count != p->n)
-        FAIL("load: %s: the file holds %u tensors, the store %lld", path, count, (long long)p->n);
+        FAIL("%s: %s: the file holds %u tensors, the store %lld", who, path, count, (long long)p->n);
     for (uint32_t k = 0; k < count; k++) {
         const file_entry *f = &fe[k];
         for (uint32_t j = 0; j < k; j++)
             if (strcmp(fe[j].name, f->name) == 0)
-                FAIL("load: %s: parameter '%s' appears twice", path, f->name);
+                FAIL("%s: %s: parameter '%s' appears twice", who, path, f->name);
         const nb_tensor *t = nb_params_find(p, f->name);
-        if (!t) FAIL("load: %s: the file has a parameter '%s' that the store lacks", path, f->name);
+        if (!t) FAIL("%s: %s: the file has a parameter '%s' that the store lacks", who, path, f->name);
         bool same = f->ndim == t->ndim;
         for (int d = 0; same && d < f->ndim; d++) same = f->shape[d] == t->shape[d];
         if (!same)
-            FAIL("load: %s: parameter '%s' has shape %s in the file but %s in memory", path,
+            FAIL("%s: %s: parameter '%s' has shape %s in the file but %s in memory", who, path,
                  f->name, nb__shape_str(f->ndim, f->shape, fbuf, sizeof fbuf),
                  nb__shape_str(t->ndim, t->shape, sbuf, sizeof sbuf));
     }
     /* 4. every check passed (count equal, names distinct and known): copy in */
-    for (uint32_t k = 0; k < count; k++) {
+    for (uint32_t k = 0; apply && k < count; k++) {
         const file_entry *f = &fe[k];
         double *dst = nb_params_find(p, f->name)->data;
         const unsigned char *src = r + 8 * (size_t)f->off;
@@ -414,11 +383,9 @@ int nb_params_load(nb_params *p, const char *path) {
         }
     }
     nb__free(fe);
-    nb__free(buf);
     return 0;
 fail:
     nb__free(fe);
-    nb__free(buf);
     return -1;
 #undef NEED
 #undef FAIL
