@@ -336,6 +336,11 @@ static void test_rng_init(void) {
     v = 0;
     for (int i = 0; i < 60000; i++) v += nb_data(w)[i] * nb_data(w)[i];
     CHECK_NEAR(v / 60000, 2.0 / 200, 0.03 * 2.0 / 200);
+    /* huge fans: no signed overflow (UBSan in CI), tiny finite values */
+    CHECK(nb_init_tensor(w, NB_INIT_XAVIER_UNIFORM, INT64_MAX, INT64_MAX, 9) == 0);
+    CHECK(isfinite(nb_data(w)[0]) && fabs(nb_data(w)[0]) < 1e-9);
+    CHECK(nb_init_tensor(w, NB_INIT_XAVIER_NORMAL, INT64_MAX, INT64_MAX, 9) == 0);
+    CHECK(isfinite(nb_data(w)[0]) && fabs(nb_data(w)[0]) < 1e-8);
     CHECK(nb_init_tensor(w, NB_INIT_XAVIER_NORMAL, 200, 300, 9) == 0);
     v = 0;
     for (int i = 0; i < 60000; i++) v += nb_data(w)[i] * nb_data(w)[i];

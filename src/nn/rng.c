@@ -77,10 +77,10 @@ int nb_init_tensor(nb_tensor *t, nb_init_kind kind, int64_t fan_in, int64_t fan_
             return -1;
         }
         if (kind == NB_INIT_XAVIER_NORMAL) {
-            a = sqrt(2.0 / (double)(fan_in + fan_out));
+            a = sqrt(2.0 / ((double)fan_in + (double)fan_out) /* (no int64 overflow) */);
             for (int64_t i = 0; i < n; i++) d[i] = a * nb_rng_normal(&r);
         } else {
-            a = sqrt(6.0 / (double)(fan_in + fan_out));
+            a = sqrt(6.0 / ((double)fan_in + (double)fan_out) /* (no int64 overflow) */);
             for (int64_t i = 0; i < n; i++) d[i] = a * (2.0 * nb_rng_uniform(&r) - 1.0);
         }
         return 0;
