@@ -10,7 +10,8 @@
  *     and tangent follow the graph rules, and whose data can all be read;
  *   - a call is accepted exactly when its arguments are valid (an oracle in
  *     this file recomputes shapes, broadcasting, matmul and reshape rules);
- *   - after nb_cleanup() no tensor is alive (and LSan sees no leak).
+ *   - after nb_cleanup() no tensor is alive (and LSan sees no leak), and every
+ *     custom op's user state was freed exactly once.
  *
  * The harness, not the library, aborts when a property is violated.
  *
@@ -57,7 +58,8 @@ typedef struct {
     nb_tensor *pool[NPOOL];
     bool weird;             /* a 0-element tensor with huge sizes exists: relax exactness */
     bool anomaly;
-    bool poked;             /* data was changed in place: a later backward may refuse */
+    bool poked;             /* data was changed in place, or a custom op's backward fails:
+                               a later backward may refuse (with a message) */
     int64_t inject;         /* allocation countdown armed for the current call */
     size_t marks[8];
     int depth;
@@ -325,6 +327,7 @@ static int rc_check(fz *z, int rc, int expect) {
     }
     return rc;
 }
+
 
 /* ---- user functions for jacobian / hessian / hvp / gradcheck ----------------------------- */
 static nb_tensor *f_sumsq(nb_tensor *x, void *c) { (void)c; return nb_sum(nb_square(x)); }
@@ -698,7 +701,7 @@ static void op_conv(fz *z, uint8_t which) {
     if (!a || (kind == 0 && !w) || (with_bias && !b) || nb_ndim(a) != 4) e = E_FAIL;
     else if (kind == 0) {
         const int64_t *xa = nb_shape(a), *ws = nb_shape(w);
-        if (nb_ndim(w) != 4 || xa[1] != ws[1] || st < 1 || pad < 0 ||
+        if (nb_ndim(w) != 4 || xa[1] != ws[1] || st < 1 || pad < 0 || ws[2] < 1 || ws[3] < 1 ||
             (b && (nb_ndim(b) != 1 || nb_shape(b)[0] != ws[0])) || xa[2] + 2 * pad < ws[2] ||
             xa[3] + 2 * pad < ws[3])
             e = E_FAIL;
@@ -1059,6 +1062,62 @@ static void op_misc(fz *z, uint8_t which) {
         break;
     }
     }
+}
+
+/* ---- custom operations: callbacks whose behaviour the bytes choose ------------------------- */
+static int fz_states_live; /* user states made and not yet freed: must reach 0 */
+static void fz_free_state(void *p) {
+    fz_states_live--;
+    free(p);
+}
+typedef struct { uint8_t mode; } fz_state; /* bit 0: backward fails, 1: NULL grad, 2: wrong shape,
+                                             3: forward returns NULL, 4: save the inputs */
+static nb_tensor *fz_fwd(nb_ctx *c, int n, nb_tensor *const *x) {
+    const fz_state *st = nb_ctx_state(c);
+    if (st->mode & 8) return NULL;
+    if (st->mode & 16) nb_ctx_save(c, n, x);
+    nb_tensor *y = nb_tanh(x[0]);
+    for (int i = 1; i < n; i++) y = nb_add(y, x[i]); /* may fail to broadcast: forward fails */
+    return y;
+}
+static int fz_bwd(nb_ctx *c, nb_tensor *g, nb_tensor **gx) {
+    const fz_state *st = nb_ctx_state(c);
+    if (st->mode & 1) return -1;
+    for (int i = 0; i < nb_ctx_num_inputs(c); i++) {
+        if (!nb_ctx_needs_grad(c, i) || (st->mode & 2)) continue;
+        gx[i] = (st->mode & 4) ? nb_ones(1, (int64_t[]){7}) : g; /* (ones (7,): wrong) */
+    }
+    return 0;
+}
+static const nb_function fz_custom = {"fzop", fz_fwd, fz_bwd, NULL};
+
+static void op_custom(fz *z) {
+    cur_op = "apply";
+    nb_tensor *in[4];
+    int n = 1 + u8(z) % 4;
+    for (int i = 0; i < n; i++) in[i] = arg(z);
+    fz_state *st = malloc(sizeof *st);
+    if (!st) return;
+    st->mode = u8(z);
+    fz_states_live++;
+    z->poked |= (st->mode & 5) != 0; /* a failing backward callback: a later backward may refuse */
+    nb_tensor *r = nb_apply(&fz_custom, n, in, st, fz_free_state);
+    if (!r) {
+        check_msg(z);
+        return;
+    }
+    check_tensor(r);
+    bool req = false;
+    for (int i = 0; i < n; i++) req |= nb_requires_grad(in[i]);
+    req &= nb_is_grad_enabled();
+    if (nb_requires_grad(r) != req) violated("requires_grad of a custom op's result is wrong", NULL);
+    if (req && (u8(z) & 1)) { /* its backward: failing callbacks are errors, never crashes */
+        int rc = nb_backward(nb_sum(r), NULL);
+        if (rc != 0 && rc != -1) violated("return code neither 0 nor -1", NULL);
+        if (rc == -1) check_msg(z);
+        check_pool(z);
+    }
+    put(z, r);
 }
 
 static void op_higher(fz *z, uint8_t which) {
@@ -1703,7 +1762,8 @@ static void run(fz *z) {
             op_misc(z, sub);
             break;
         case 58:
-            op_higher(z, sub);
+            if ((sub & 7) == 7) op_custom(z);
+            else op_higher(z, sub);
             break;
         case 59: case 60: case 61: case 62: case 63: case 64:
             op_nn(z, sub);
@@ -1775,5 +1835,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         violated("leak", b);
     }
     if (st.cached_bytes != 0) violated("nb_cleanup left cached blocks", NULL);
+    if (fz_states_live != 0) violated("a custom op's state was not freed exactly once", NULL);
+    fz_states_live = 0;
     return 0;
 }

@@ -241,6 +241,9 @@ nb_tensor *nb_conv2d(nb_tensor *x, nb_tensor *w, nb_tensor *b, int stride, int p
     if (stride < 1 || padding < 0)
         return nb__err("conv2d: stride %d and padding %d: needs stride >= 1 and padding >= 0", stride,
                        padding);
+    if (w->shape[2] < 1 || w->shape[3] < 1)
+        return nb__err("conv2d: weight %s: the kernel needs at least one row and one column",
+                       shp(w, s2));
     if (x->shape[2] + 2 * (int64_t)padding < w->shape[2] || x->shape[3] + 2 * (int64_t)padding < w->shape[3])
         return nb__err("conv2d: input %s with padding %d is smaller than the kernel of weight %s",
                        shp(x, s1), padding, shp(w, s2));
