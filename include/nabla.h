@@ -375,7 +375,10 @@ NB_API nb_tensor *nb_stack(int n, nb_tensor *const *ts, int axis);
    sum_{c,r,s} x[n, c, i*stride + r - p, j*stride + s - p] w[k, c, r, s].
    Errors (NULL, message "conv2d: ..." with the shapes): x or w not 4-d,
    channels that differ, b not (K,), stride < 1, padding < 0, a padded input
-   smaller than the kernel.  It runs as im2col + GEMM, the batch split over
+   smaller than the kernel, and a NULL b while an error set after x and w
+   were made is pending (b is then taken for the NULL result of a failed
+   expression, as nb_backward does with its seed; nb_clear_error() first to
+   mean no bias).  It runs as im2col + GEMM, the batch split over
    nb_set_num_threads() threads, its buffers kept by the thread between calls
    (given back by nb_cleanup).  Its gradients are convolutions themselves
    (differentiable to any order) and run at the same speed.
@@ -397,7 +400,10 @@ NB_API nb_tensor *nb_avg_pool2d(nb_tensor *x, int kernel, int stride);
 /* Adds d(sum(seed * t))/dx into the gradient of every leaf x that requires
    grad, in one sweep of the graph.  seed NULL: ones of t's shape; otherwise it
    must have t's shape (a vector-Jacobian product).  The graph is kept, so
-   backward can be called again (gradients accumulate).  0 or -1. */
+   backward can be called again (gradients accumulate).  0 or -1.  A NULL seed
+   while an error set after t was made is pending is refused (the seed is
+   then taken for the NULL result of a failed expression): clear the error
+   with nb_clear_error() to mean ones. */
 NB_API int        nb_backward(nb_tensor *t, const nb_tensor *seed);
 NB_API nb_tensor *nb_grad(const nb_tensor *t);             /* NULL until a backward reaches t (borrowed) */
 /* Interior tensors drop their gradient once it has been used; after this

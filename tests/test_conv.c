@@ -326,6 +326,15 @@ static void errors(void) {
     CHECK(nb_max_pool2d(nb_conv2d(x3, w, NULL, 1, 0), 2, 2) == NULL);
     CHECK(strncmp(nb_last_error(), "conv2d: input (3, 5, 5)", 23) == 0);
     nb_clear_error();
+    /* a NULL bias while an error is pending is a failed bias expression (the
+       error is kept), not "no bias"; once the error is cleared it is no bias */
+    nb_tensor *bad = nb_reshape(b, 1, (int64_t[]){5});
+    CHECK(bad == NULL);
+    CHECK(nb_conv2d(x, w, bad, 1, 0) == NULL);
+    CHECK(nb_last_error() && strstr(nb_last_error(), "conv2d: the bias is NULL while an error is "
+                                                     "pending (reshape: ") == nb_last_error());
+    nb_clear_error();
+    CHECK(nb_conv2d(x, w, NULL, 1, 0) != NULL && nb_last_error() == NULL);
     nb_scope_end(mark);
 }
 
