@@ -111,7 +111,8 @@ minimize() { # target dir...
         cflags="$cflags -DNB_HAVE_ZLIB=1"
         libs="$libs -lz"
     fi
-    for s in "$root/fuzz/$t.c" "$root"/src/*.c "$root"/src/ops/*.c "$root"/src/util/*.c "$root"/src/nn/*.c; do
+    # (every library source but src/dist, as fuzz/build.sh)
+    for s in "$root/fuzz/$t.c" $(find "$root/src" -name '*.c' -not -path '*/dist/*' | LC_ALL=C sort); do
         [ -f "$s" ] || continue
         o="$tmp/obj/$(echo "${s#"$root"/}" | tr / _).o"
         # shellcheck disable=SC2086
