@@ -210,18 +210,24 @@ static int backprop(nb__thread_state *T, nb_tensor *x, const bool *need, bool cr
     for (int i = 0; i < x->nin && rc == 0; i++) {
         if (!need[i] || done[i]) continue;
         nb_tensor *g = gin[i];
-        if (g && !nb__same_shape(g, in[i])) g = nb_sum_to(g, in[i]->ndim, in[i]->shape); /* un-broadcast */
         if (!g) {
             rc = -1;
             break;
         }
-        if (!nb__same_shape(g, in[i])) { /* the assignment's invariant, checked every time */
-            char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
-            nb__err("backward: internal error: the gradient of input %d of %s has shape %s, "
-                    "not %s", i + 1, nb_name(x), nb__shape_str(g->ndim, g->shape, s1, sizeof s1),
-                    nb__shape_str(in[i]->ndim, in[i]->shape, s2, sizeof s2));
-            rc = -1;
-            break;
+        if (!nb__same_shape(g, in[i])) {
+            g = nb_sum_to(g, in[i]->ndim, in[i]->shape); /* un-broadcast */
+            if (!g) {
+                rc = -1;
+                break;
+            }
+            if (!nb__same_shape(g, in[i])) { /* the assignment's invariant, checked every time */
+                char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
+                nb__err("backward: internal error: the gradient of input %d of %s has shape %s, "
+                        "not %s", i + 1, nb_name(x), nb__shape_str(g->ndim, g->shape, s1, sizeof s1),
+                        nb__shape_str(in[i]->ndim, in[i]->shape, s2, sizeof s2));
+                rc = -1;
+                break;
+            }
         }
         int64_t bad = T->mode.anomaly ? nb__first_nonfinite(g) : -1;
         if (bad >= 0) {

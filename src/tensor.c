@@ -327,8 +327,7 @@ nb_tensor *nb__alloc_external(const char *who, int ndim, const int64_t *shape, d
  * whose count reaches zero are chained through the dead tensors' data
  * pointer (freeing a block needs only its class, flags and storage), so a chain of a million nodes is freed without recursion and without
  * allocating. */
-static void free_block(nb_tensor *t) {
-    nb__thread_state *T = nb__thread();
+static inline void free_block(nb__thread_state *T, nb_tensor *t) {
     nb__storage *st = nb__storage_of(t);
     if (st && --st->refcount == 0 && st->destroy) st->destroy(st);
     int cls = t->size_class;
@@ -361,6 +360,7 @@ static inline void unref_into(nb_tensor *c, nb_tensor **dead) {
 }
 
 void nb__free_dead(nb_tensor *t) {
+    nb__thread_state *T = nb__thread();
     t->data = NULL;
     nb_tensor *dead = t;
     while (dead) {
@@ -368,12 +368,11 @@ void nb__free_dead(nb_tensor *t) {
         dead = (nb_tensor *)(void *)x->data;
         nb_tensor *kids[NB__MAX_IN + 3] = {x->in[0], x->in[1], x->in[2], x->grad, x->tangent, x->accum};
         nb__aux *a = (x->flags & NB__HAS_AUX) ? x->aux : NULL;
-        free_block(x);
+        free_block(T, x);
         for (int i = 0; i < NB__MAX_IN + 3; i++) unref_into(kids[i], &dead);
         if (a) { /* the side record: what it holds, then its state and its block */
             for (int i = 0; i < a->nheld; i++) unref_into(a->held[i], &dead);
             if (a->destroy) a->destroy(a->state);
-            nb__thread_state *T = nb__thread();
             T->mem.stats.live_bytes -= (int64_t)nb__class_bytes(a->size_class);
             block_put(T, a, a->size_class);
         }
