@@ -47,12 +47,30 @@ static void tls_init(nb__thread_state *T) {
     (void)pthread_setspecific(tls_key, (void *)1);
 }
 
+/* ---- the C locale ----------------------------------------------------------- */
+static pthread_once_t c_once = PTHREAD_ONCE_INIT;
+static locale_t c_locale;
+
+static void make_c_locale(void) { c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0); }
+
+locale_t nb__c_locale_begin(void) {
+    pthread_once(&c_once, make_c_locale);
+    if (!c_locale) return (locale_t)0;
+    return uselocale(c_locale);
+}
+
+void nb__c_locale_end(locale_t prev) {
+    if (prev) uselocale(prev);
+}
+
 /* ---- errors ---------------------------------------------------------------- */
 void *nb__err(const char *fmt, ...) {
     nb__thread_state *T = nb__thread();
     va_list ap;
     va_start(ap, fmt);
+    locale_t prev = nb__c_locale_begin(); /* "-0.5", never "-0,5" */
     vsnprintf(T->error.msg, sizeof T->error.msg, fmt, ap);
+    nb__c_locale_end(prev);
     va_end(ap);
     T->error.set = true;
     T->error.clock = T->mode.clock;

@@ -10,6 +10,7 @@
 
 #include "nabla.h"
 
+#include <locale.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -142,7 +143,14 @@ static inline nb_tensor *const *nb__inputs(const nb_tensor *t) { /* (aux is set 
 }
 
 /* ---- errors --------------------------------------------------------------------- */
-/* Sets the thread's message (printf-like); returns NULL for `return nb__err(...)`. */
+/* Switches the calling thread to the "C" locale (numbers printed and parsed
+   with a point, whatever setlocale() the program made); returns what to hand
+   to nb__c_locale_end.  If the C locale cannot be made (newlocale failed, out
+   of memory) nothing changes and (locale_t)0 is returned. */
+locale_t nb__c_locale_begin(void);
+void nb__c_locale_end(locale_t prev);
+/* Sets the thread's message (printf-like, in the "C" locale); returns NULL
+   for `return nb__err(...)`. */
 void *nb__err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* numpy's way of writing a shape: "(3, 1)", "(4,)", "()". Returns buf. */
 const char *nb__shape_str(int ndim, const int64_t *shape, char *buf, size_t size);

@@ -1,6 +1,7 @@
 /* Numbers in files do not follow the program's locale: after
    setlocale(LC_ALL, "de_DE.UTF-8") (decimal comma) the CSV reader still reads
-   "1.5", and nb_repr, the DOT export and the SVG plots still write "0.75",
+   "1.5", and nb_repr, the DOT export, the SVG plots and the error messages
+   still write "0.75",
    never "0,75".  The locale is made by scripts/deps.sh; without it the test
    says so and checks nothing. */
 #include "check.h"
@@ -88,6 +89,14 @@ int main(void) {
     CHECK(s && strstr(s, "r=\"2.5\"") && strstr(s, "stroke-width=\"1.5\""));
     CHECK(s && !decimal_comma(s));
     free(s);
+
+    /* messages: numbers in them have a point too (clip's bounds, the lr) */
+    nb_params *P = nb_params_new();
+    CHECK(P && nb_sgd_new(P, -0.5, 0.25, 0.0) == NULL);
+    CHECK(nb_last_error() && strstr(nb_last_error(), "-0.5") && !decimal_comma(nb_last_error()));
+    nb_params_free(P);
+    if (nb_last_error() && decimal_comma(nb_last_error())) fprintf(stderr, "message: %s\n", nb_last_error());
+    nb_clear_error();
 
     /* and the program's own printf still follows its locale */
     snprintf(probe, sizeof probe, "%g", 0.75);

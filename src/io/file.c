@@ -1,7 +1,7 @@
 /*
  * Reading files for the readers (IDX, CSV, parameter files): regular files
- * only, plain or through zlib, with a limit on what is read; the "C" locale
- * for number conversions; escaping for messages.
+ * only, plain or through zlib, with a limit on what is read; escaping for
+ * messages.
  */
 #include "io/io.h"
 
@@ -68,23 +68,6 @@ void nb__err_in_file(const char *who, const char *path) {
         while (*rest == ' ') rest++;
     }
     nb__err("%s: %s: %s", who, p, rest);
-}
-
-/* ---- the C locale ----------------------------------------------------------- */
-
-static pthread_once_t c_once = PTHREAD_ONCE_INIT;
-static locale_t c_locale;
-
-static void make_c_locale(void) { c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0); }
-
-locale_t nb__c_locale_begin(void) {
-    pthread_once(&c_once, make_c_locale);
-    if (!c_locale) return (locale_t)0;
-    return uselocale(c_locale);
-}
-
-void nb__c_locale_end(locale_t prev) {
-    if (prev) uselocale(prev);
 }
 
 /* ---- opening and reading ------------------------------------------------------ */

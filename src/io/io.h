@@ -8,9 +8,8 @@
  *     before anything is read, so /dev/zero or a FIFO never blocks or fills
  *     memory);
  *   - nb__read_file: a whole file into one buffer, with a size limit;
- *   - nb__c_locale_begin/end: the "C" locale for the calling thread around
- *     strtod and printf of numbers, so that "1.5" is read and written with a
- *     point whatever setlocale() the program made.
+ *   - (nb__c_locale_begin/end, the "C" locale around strtod and printf of
+ *     numbers, live in src/tensor.h: the core's messages use them too.)
  */
 #ifndef NABLA_IO_H
 #define NABLA_IO_H
@@ -57,11 +56,7 @@ nb_tensor *nb__data_tensor(const char *who, int ndim, const int64_t *shape);
    "<who>: <path>: <message>" unless it already names both. */
 void nb__err_in_file(const char *who, const char *path);
 
-/* Switches the calling thread to the "C" locale; returns what to hand to
-   nb__c_locale_end.  If the C locale cannot be made (newlocale failed, out
-   of memory) nothing changes and (locale_t)0 is returned. */
-locale_t nb__c_locale_begin(void);
-void nb__c_locale_end(locale_t prev);
+/* nb__c_locale_begin/end: src/tensor.h (the core's messages use them too) */
 
 /* Writes at most n-1 bytes of s[0..len) into out (NUL-terminated), with
    control characters and DEL escaped (\r, \n, \t, \0, \xNN), so a message
