@@ -79,7 +79,8 @@ static inline int bench_parse(int argc, char **argv, bench_opts *o) {
             snprintf(o->only, sizeof o->only, "%s", argv[++i]);
         } else {
             fprintf(stderr, "usage: %s [--threads N] [--quick] [--only W1,W2,...]\n"
-                            "  workloads: W1 W2 W3 W4 W5 W6 W7 SCALE MEM\n", argv[0]);
+                            "  workloads: W1 W2 W3 W4 W5 W6 W7 SCALE MEM"
+                            " (bench_baseline: also DGEMM STREAM)\n", argv[0]);
             return -1;
         }
     }
