@@ -1,8 +1,10 @@
 /*
- * Shared by bench_nabla.c and bench_baseline.c (each is its own executable,
- * so everything here is static inline): options, timing, medians, and the
- * deterministic data every implementation (bench_torch.py included) builds
- * its inputs from, so the three compute exactly the same thing.
+ * Shared by bench_nabla.c, bench_baseline.c and the peers bench_libtorch.cpp
+ * and bench_adolc.cpp (each is its own executable, so everything here is
+ * static inline, and it compiles as C11 and as C++17): options, timing,
+ * medians, and the deterministic data every implementation (bench_torch.py
+ * included) builds its inputs from, so they all compute exactly the same
+ * thing.
  *
  * Output: one machine-readable line per figure,
  *     <workload> <implementation> <metric> <value>
