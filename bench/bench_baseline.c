@@ -4,7 +4,12 @@
  * the matrix products.  Same timing method (median of repetitions after
  * warm-up), same output format ("W1 c ns_per_op 3.1").
  *
- *   bench_baseline [--threads N] [--quick] [--only W1,W2,W3,W4,SCALE]
+ * Beside them, what the machine can do, for the table's "limit" column:
+ *   DGEMM   OpenBLAS's dgemm rate at 512^3 on N threads (GFLOP/s)
+ *   STREAM  memory bandwidth at W4's size: copy and triad over 10^6 doubles
+ *           on N threads (GB/s, bytes counted as STREAM counts them)
+ *
+ *   bench_baseline [--threads N] [--quick] [--only W1,W2,W3,W4,SCALE,DGEMM,STREAM]
  */
 #include "bench_common.h"
 
@@ -153,6 +158,22 @@ static double w2_step(w2_model *m) {
     return loss;
 }
 
+/* the five GEMMs of a step, nothing else (the values are those of the last
+   step: the time does not depend on them) */
+static void w2_gemms(w2_model *m) {
+    const int B = W2_B, In = W2_IN, Hd = W2_HID, O = W2_OUT;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, Hd, In, 1.0, m->X, In,
+                m->W1, In, 0.0, m->Z1, Hd);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, O, Hd, 1.0, m->H, Hd,
+                m->W2, Hd, 0.0, m->Z2, O);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, Hd, B, 1.0, m->dZ2, O,
+                m->H, Hd, 0.0, m->gW2, Hd);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, Hd, O, 1.0, m->dZ2, O,
+                m->W2, Hd, 0.0, m->dH, Hd);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Hd, In, B, 1.0, m->dH, Hd,
+                m->X, In, 0.0, m->gW1, In);
+}
+
 static void bench_w2(const bench_opts *o) {
     w2_model *m = bench_xmalloc(sizeof *m);
     /* check: the loss of the 50th step from the initial parameters */
@@ -171,6 +192,15 @@ static void bench_w2(const bench_opts *o) {
         if (i >= r.warm) t[i - r.warm] = (t1 - t0) / steps;
     }
     printf("W2 c us_per_step %.4f\n", bench_median(t, r.reps) * 1e6);
+    /* the step's five GEMMs alone, at their own shapes (what BLAS takes for
+       them, small as they are; the table's limit uses the 512^3 rate) */
+    for (int i = 0; i < r.warm + r.reps; i++) {
+        double t0 = bench_now();
+        for (int s = 0; s < steps; s++) w2_gemms(m);
+        double t1 = bench_now();
+        if (i >= r.warm) t[i - r.warm] = (t1 - t0) / steps;
+    }
+    printf("W2 c gemm_us_per_step %.4f\n", bench_median(t, r.reps) * 1e6);
     free(t);
     free(m);
 }
@@ -276,6 +306,90 @@ static void bench_w4(const bench_opts *o) {
     free(x); free(y); free(dx); free(t);
 }
 
+/* ===================================================================== */
+/* DGEMM: C = A B at 512^3 (W3's matrices), OpenBLAS on N threads: the rate
+   report.py divides each workload's GEMM FLOPs by for its limit. */
+static void bench_dgemm(const bench_opts *o) {
+    const int n = W3_N;
+    size_t nn = (size_t)n * n;
+    double *A = bench_xmalloc(nn * sizeof(double)), *B = bench_xmalloc(nn * sizeof(double));
+    double *C = bench_xmalloc(nn * sizeof(double));
+    bench_fill_normal(A, (int64_t)nn, SEED_W3_A);
+    bench_fill_normal(B, (int64_t)nn, SEED_W3_B);
+    bench_reps r = bench_r(o, 3, 15);
+    double *t = bench_xmalloc(sizeof(double) * (size_t)r.reps);
+    for (int i = 0; i < r.warm + r.reps; i++) {
+        double t0 = bench_now();
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, A, n, B, n,
+                    0.0, C, n);
+        double t1 = bench_now();
+        if (i >= r.warm) t[i - r.warm] = t1 - t0;
+    }
+    g_sink += C[1];
+    printf("DGEMM c gflops_512 %.4f\n", 2.0 * n * (double)n * n / bench_median(t, r.reps) * 1e-9);
+    free(A); free(B); free(C); free(t);
+}
+
+/* ===================================================================== */
+/* STREAM: the bandwidth a pass over W4's arrays gets, 10^6 doubles each,
+   split over N pthreads as W4's pass is:  copy  b = a  (16 bytes per element:
+   one read, one write, counted as STREAM counts them, without the
+   write-allocate read) and triad  a = b + 3 c  (24 bytes).  W4's pass must
+   read x and write dL/dx, a copy's traffic, so report.py takes its limit from
+   the copy rate.  Median of the repetitions, as everywhere here. */
+typedef struct stream_job {
+    double *a, *b, *c;
+    int64_t lo, hi;
+    int triad;
+} stream_job;
+
+static void *stream_kernel(void *arg) {
+    stream_job *j = arg;
+    double *restrict a = j->a, *restrict b = j->b;
+    const double *restrict c = j->c;
+    if (j->triad)
+        for (int64_t i = j->lo; i < j->hi; i++) a[i] = b[i] + 3.0 * c[i];
+    else
+        for (int64_t i = j->lo; i < j->hi; i++) b[i] = a[i];
+    return NULL;
+}
+
+static void stream_run(double *a, double *b, double *c, int64_t n, int threads, int triad) {
+    enum { MAXT = 64 };
+    stream_job jobs[MAXT];
+    pthread_t th[MAXT];
+    if (threads > MAXT) threads = MAXT;
+    for (int k = 0; k < threads; k++)
+        jobs[k] = (stream_job){ a, b, c, n * k / threads, n * (k + 1) / threads, triad };
+    for (int k = 1; k < threads; k++) pthread_create(&th[k], NULL, stream_kernel, &jobs[k]);
+    stream_kernel(&jobs[0]);
+    for (int k = 1; k < threads; k++) pthread_join(th[k], NULL);
+}
+
+static void bench_stream(const bench_opts *o) {
+    const int64_t n = W4_N;
+    double *a = bench_xmalloc((size_t)n * sizeof(double));
+    double *b = bench_xmalloc((size_t)n * sizeof(double));
+    double *c = bench_xmalloc((size_t)n * sizeof(double));
+    bench_fill_normal(a, n, SEED_W4_X);
+    for (int64_t i = 0; i < n; i++) b[i] = 0.0, c[i] = 1.0;
+    bench_reps r = bench_r(o, 3, 21);
+    double *t = bench_xmalloc(sizeof(double) * (size_t)r.reps);
+    static const char *names[2] = { "copy_gbs", "triad_gbs" };
+    for (int triad = 0; triad < 2; triad++) {
+        for (int i = 0; i < r.warm + r.reps; i++) {
+            double t0 = bench_now();
+            stream_run(a, b, c, n, o->threads, triad);
+            double t1 = bench_now();
+            if (i >= r.warm) t[i - r.warm] = t1 - t0;
+        }
+        double bytes = (triad ? 24.0 : 16.0) * (double)n;
+        printf("STREAM c %s %.4f\n", names[triad], bytes / bench_median(t, r.reps) * 1e-9);
+    }
+    g_sink += a[12345] + b[12345];
+    free(a); free(b); free(c); free(t);
+}
+
 int main(int argc, char **argv) {
     bench_opts o;
     if (bench_parse(argc, argv, &o)) return 2;
@@ -291,6 +405,10 @@ int main(int argc, char **argv) {
     if (bench_want(&o, "W4")) bench_w4(&o);
     fflush(stdout);
     if (bench_want(&o, "SCALE")) bench_scale(&o);
+    fflush(stdout);
+    if (bench_want(&o, "DGEMM")) bench_dgemm(&o);
+    fflush(stdout);
+    if (bench_want(&o, "STREAM")) bench_stream(&o);
     if (g_sink == 12345.678) printf("#\n");
     return 0;
 }

@@ -1,8 +1,10 @@
 /*
- * Shared by bench_nabla.c and bench_baseline.c (each is its own executable,
- * so everything here is static inline): options, timing, medians, and the
- * deterministic data every implementation (bench_torch.py included) builds
- * its inputs from, so the three compute exactly the same thing.
+ * Shared by bench_nabla.c, bench_baseline.c and the peers bench_libtorch.cpp
+ * and bench_adolc.cpp (each is its own executable, so everything here is
+ * static inline, and it compiles as C11 and as C++17): options, timing,
+ * medians, and the deterministic data every implementation (bench_torch.py
+ * included) builds its inputs from, so they all compute exactly the same
+ * thing.
  *
  * Output: one machine-readable line per figure,
  *     <workload> <implementation> <metric> <value>
@@ -79,7 +81,8 @@ static inline int bench_parse(int argc, char **argv, bench_opts *o) {
             snprintf(o->only, sizeof o->only, "%s", argv[++i]);
         } else {
             fprintf(stderr, "usage: %s [--threads N] [--quick] [--only W1,W2,...]\n"
-                            "  workloads: W1 W2 W3 W4 W5 W6 W7 SCALE MEM\n", argv[0]);
+                            "  workloads: W1 W2 W3 W4 W5 W6 W7 SCALE MEM"
+                            " (bench_baseline: also DGEMM STREAM)\n", argv[0]);
             return -1;
         }
     }

@@ -3,8 +3,10 @@
 
     report.py RESULTS_DIR > table.md
 
-RESULTS_DIR holds t1.txt and t2.txt (W1-W5 of the three programs at 1 and 2
-threads), mem.txt, scale.txt and dist.txt (W8, bench/w8.sh); every line is "<workload> <impl> <metric>
+RESULTS_DIR holds t1.txt and t2.txt (the workloads of every program at 1 and
+2 threads: nabla, hand C, PyTorch, libtorch, ADOL-C, nabla from Python, and
+hand C's DGEMM and STREAM figures for the limits), mem.txt, scale.txt and
+dist.txt (W8, bench/w8.sh); every line is "<workload> <impl> <metric>
 <value>" ('#' lines are comments, shown as notes).  A figure given several
 times (several rounds) is reported as the median of its values.  Standard
 library only.
@@ -78,6 +80,50 @@ WORKLOADS = [
 ]
 
 
+# ---- the limit column: what the machine allows, from figures of this run
+#
+# GEMM FLOPs each workload must do, forward and backward (2mnk per product;
+# no gradient for the data, so no dX for the first layer)
+def gemm(m, n, k):
+    return 2.0 * m * n * k
+
+
+def mlp_flops(batch, sizes):
+    """one training step of an MLP: forward, dW of every layer, dX of all but the first"""
+    f = 0.0
+    for l, (i, o) in enumerate(zip(sizes, sizes[1:])):
+        f += 2 * gemm(batch, o, i) + (gemm(batch, i, o) if l else 0)
+    return f
+
+
+W2_FLOPS = mlp_flops(64, [64, 128, 10])                 # per step: 2.59 MFLOP
+W5_FLOPS = mlp_flops(60000, [784, 256, 128, 10])         # per epoch: the 60,000 training images
+# W7 per image: conv as a GEMM (K, C*R*R) @ (C*R*R, H*W), then the two Linear layers
+W7_LAYERS = [gemm(32, 28 * 28, 1 * 9), gemm(64, 14 * 14, 32 * 9), gemm(1, 128, 3136), gemm(1, 10, 128)]
+W7_FLOPS = 938 * 64 * (3 * sum(W7_LAYERS) - W7_LAYERS[0])  # 938 batches of 64, as its time is scaled
+W4_BYTES = 16.0    # per element: read x, write dL/dx (y is only summed, never stored)
+
+
+def limit(key, res):
+    """(value in the workload's metric, how it was computed) or (None, why not)"""
+    rate = res.get(("DGEMM", "c", "gflops_512"))
+    bw = res.get(("STREAM", "c", "copy_gbs"))
+    if key == "W1":
+        c = res.get(("W1", "c", "ns_per_op"))
+        return c, "hand C"
+    if key in ("W3", "W6"):
+        return rate, "dgemm rate at 512³"
+    if key == "W4":
+        return (W4_BYTES / bw if bw else None), "%g bytes per element at the copy bandwidth" % W4_BYTES
+    flops, scale, unit = {"W2": (W2_FLOPS, 1e6, "µs"), "W5": (W5_FLOPS, 1, "s"),
+                          "W7": (W7_FLOPS, 1, "s")}.get(key, (None, 1, ""))
+    if flops is None:
+        return None, ""
+    amount = ("%s MFLOP" % fmt(flops * 1e-6)) if flops < 1e9 else ("%s GFLOP" % fmt(flops * 1e-9))
+    return ((flops / (rate * 1e9) * scale) if rate else None,
+            "%s per %s at the dgemm rate at 512³" % (amount, "step" if key == "W2" else "epoch"))
+
+
 def speed(v, higher):
     if v is None or v == 0:
         return None
@@ -118,12 +164,12 @@ def goal(key, n, t, c, higher, n1, t32=None):
 
 
 def check_line(res_by_thr):
-    """compares the 'check' values (loss / gradient sums) of the three"""
+    """compares the 'check' values (loss / gradient sums) of the programs"""
     rows = []
     for key, _, _, _ in WORKLOADS:
         vals = {}
         for res in res_by_thr:
-            for impl in ("nabla", "torch", "c", "py"):
+            for impl in ("nabla", "torch", "c", "py", "libtorch", "adolc", "adolc_reuse"):
                 v = res.get((key, impl, "check"))
                 if v is not None and impl not in vals:
                     vals[impl] = v
@@ -164,7 +210,7 @@ def main():
     w("- date: %s" % datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S %Z").strip())
     w("- machine: %s, %s cores (%s)" % (cpu, cores, platform.platform()))
     for note in sorted(set(n1 + n2)):
-        if note.startswith(("nabla", "PyTorch", "hand-written")) and "threads" in note:
+        if note.startswith(("nabla", "PyTorch", "hand-written", "libtorch", "ADOL-C")) and "threads" in note:
             continue
         if note.startswith("rounds"):
             continue
@@ -179,31 +225,67 @@ def main():
               start, end,
               " — WARNING: the machine was not idle, figures are noisy"
               if any(v.isdigit() and int(v) > 10 for v in (start, end)) else ""))
-    vers = [n for n in n1 if n.startswith("PyTorch")]
-    if vers:
-        w("- %s" % vers[0].replace(", threads 1", ""))
+    for peer in ("PyTorch", "libtorch", "ADOL-C"):
+        vers = [n for n in n1 if n.startswith(peer + " ")]
+        if vers:
+            w("- %s" % vers[0].replace(", quick", "").replace(", threads 1 (inter-op 1)", ", inter-op 1")
+              .replace(", threads 1", ""))
     rounds = [n.split()[1] for n in n1 if n.startswith("rounds ") and n.split()[1] != "1"]
     w("- every figure is a median over repetitions%s, all measured in this one run; "
       "'faster/slower' compares nabla's speed with the others'"
-      % ((" (and then over %s rounds, the three programs taking turns)" % rounds[0]) if rounds else ""))
+      % ((" (and then over %s rounds, the programs taking turns)" % rounds[0]) if rounds else ""))
     w("")
-    w("| workload | threads | nabla | PyTorch | hand C | nabla vs PyTorch | nabla vs C | goal |")
-    w("|---|---|---|---|---|---|---|---|")
+    w("| workload | threads | nabla | PyTorch | libtorch | ADOL-C | hand C | limit | "
+      "nabla vs PyTorch | nabla vs libtorch | nabla vs ADOL-C | nabla vs C | nabla vs limit | goal |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for key, label, metric, higher in WORKLOADS:
         for thr, res in (("1", r1), ("2", r2)):
             n = res.get((key, "nabla", metric))
             t = res.get((key, "torch", metric))
+            lt = res.get((key, "libtorch", metric))
             c = res.get((key, "c", metric))
             if key == "W6":
                 c = res.get((key, "nabla", "dgemm_gflops"))
-            if n is None and t is None and c is None:
+            if n is None and t is None and c is None and lt is None:
                 continue
+            lim = limit(key, res)[0]
             nb1 = r1.get((key, "nabla", metric)) if thr == "2" else None
-            w("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                label, thr, fmt(n), fmt(t), fmt(c),
-                rel(speed(n, higher), speed(t, higher)),
-                rel(speed(n, higher), speed(c, higher)),
-                goal(key, n, t, c, higher, nb1, res.get((key, "torch32", metric)))))
+            sn = speed(n, higher)
+            # W1: ADOL-C retaping every repetition, then a row with one tape reused
+            adolc = [("adolc", label, goal(key, n, t, c, higher, nb1, res.get((key, "torch32", metric))))]
+            if key == "W1":
+                adolc.append(("adolc_reuse", label + " — ADOL-C reusing one tape", ""))
+            for impl, lab, g_ in adolc:
+                a = res.get((key, impl, metric))
+                w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                    lab, thr, fmt(n), fmt(t), fmt(lt), fmt(a), fmt(c), fmt(lim),
+                    rel(sn, speed(t, higher)), rel(sn, speed(lt, higher)),
+                    rel(sn, speed(a, higher)), rel(sn, speed(c, higher)),
+                    rel(sn, speed(lim, higher)), g_))
+    w("")
+    # how each limit was computed, with the figures it came from
+    w("Columns: *libtorch* is PyTorch's C++ API (same library, no interpreter); *ADOL-C* "
+      "records W1 on a tape and calls gradient() (first W1 row: the tape recorded again every "
+      "repetition; second: recorded once, evaluated at new inputs each repetition); *limit* is "
+      "what the machine allows, from figures of this same run:")
+    w("")
+    for thr, res in (("1", r1), ("2", r2)):
+        rate = res.get(("DGEMM", "c", "gflops_512"))
+        bw = res.get(("STREAM", "c", "copy_gbs"))
+        tr = res.get(("STREAM", "c", "triad_gbs"))
+        if rate is None and bw is None:
+            continue
+        w("- %s thread%s: OpenBLAS dgemm at 512³ %s GFLOP/s; bandwidth over W4's 10⁶ doubles: "
+          "copy %s GB/s, triad %s GB/s" % (thr, "" if thr == "1" else "s", fmt(rate), fmt(bw), fmt(tr)))
+    for key, label, metric, higher in WORKLOADS:
+        how = limit(key, r1)[1]
+        if how and any(res.get((key, "nabla", metric)) is not None for res in (r1, r2)):
+            w("- %s: %s" % (key, how))
+    g2 = [(thr, res.get(("W2", "c", "gemm_us_per_step"))) for thr, res in (("1", r1), ("2", r2))]
+    if any(v is not None for _, v in g2):
+        w("- W2's five GEMMs alone at their own (small) shapes, as hand C calls them: " +
+          ", ".join("%s µs/step at %s thread%s" % (fmt(v), thr, "" if thr == "1" else "s")
+                    for thr, v in g2 if v is not None))
     w("")
 
     # ---- nabla from Python (bench_python.py) beside PyTorch eager (also from Python)

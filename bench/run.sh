@@ -4,19 +4,23 @@
 #     bench/run.sh            # full run (about 10 minutes on 2 cores)
 #     bench/run.sh --quick    # smoke run: tiny repetition counts
 #
-# Installs python3-torch and dataset-fashion-mnist with apt-get when they are
-# missing, builds bench_nabla and bench_baseline in build-bench (Release),
-# runs nabla, the hand-written C baselines and PyTorch (eager, float64) with
-# 1 thread and then 2 threads, then W8 (the Fashion-MNIST epoch on 1 and 2 MPI
-# ranks, bench/w8.sh), and prints a markdown table, also written to
-# bench/results.md.  The raw lines are kept in build-bench/bench-results/.
+# Installs python3-torch, libtorch-dev, libadolc-dev and dataset-fashion-mnist
+# with apt-get when they are missing, builds bench_nabla and bench_baseline in
+# build-bench (Release) and the peers bench_libtorch and bench_adolc in
+# build-bench/peers (bench/peers, a CMake project of its own), runs nabla, the
+# hand-written C baselines, PyTorch (eager, float64), libtorch (C++) and ADOL-C
+# (W1) with 1 thread and then 2 threads, with the dgemm rate and memory
+# bandwidth the limit column comes from, then W8 (the Fashion-MNIST epoch on
+# 1 and 2 MPI ranks, bench/w8.sh), and prints a markdown table, also written
+# to bench/results.md.  The raw lines are kept in build-bench/bench-results/.
+# BENCH_JOBS=N sets the build's parallel jobs (default 2).
 set -euo pipefail
 
 QUICK=""
 for a in "$@"; do
     case "$a" in
         --quick) QUICK="--quick" ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $a (try --quick)" >&2; exit 2 ;;
     esac
 done
@@ -26,10 +30,22 @@ ROOT=$PWD
 BUILD=$ROOT/build-bench
 OUT=$BUILD/bench-results
 PY=/usr/bin/python3
+JOBS=${BENCH_JOBS:-2}
 
 # ---- dependencies
 need=()
 if ! $PY -c "import torch" >/dev/null 2>&1; then need+=(python3-torch); fi
+# the peers: libtorch's CMake config, ADOL-C's pkg-config file
+have_torch_cmake() {
+    local f
+    for f in /usr/lib/*/cmake/Torch/TorchConfig.cmake /usr/lib/cmake/Torch/TorchConfig.cmake \
+             /usr/share/cmake/Torch/TorchConfig.cmake; do
+        [ -f "$f" ] && return 0
+    done
+    return 1
+}
+if ! have_torch_cmake; then need+=(libtorch-dev); fi
+if ! pkg-config --exists adolc 2>/dev/null; then need+=(libadolc-dev); fi
 if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     need+=(dataset-fashion-mnist)
 fi
@@ -45,10 +61,20 @@ fi
 # ---- build
 echo "== building in $BUILD" >&2
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >&2
-cmake --build "$BUILD" -j2 --target bench_nabla bench_baseline bench_allreduce fashion_mnist >&2
+cmake --build "$BUILD" -j"$JOBS" --target bench_nabla bench_baseline bench_allreduce fashion_mnist >&2
 # the Python package (bench_python.py: nabla from Python), when it can be built
 HAVE_PY=0
-if cmake --build "$BUILD" -j2 --target nabla_python >&2 2>/dev/null; then HAVE_PY=1; fi
+if cmake --build "$BUILD" -j"$JOBS" --target nabla_python >&2 2>/dev/null; then HAVE_PY=1; fi
+# the peers, each when its package is there (a project of its own: nabla
+# never depends on them)
+HAVE_LT=0
+HAVE_AD=0
+if cmake -S "$ROOT/bench/peers" -B "$BUILD/peers" -DCMAKE_BUILD_TYPE=Release >&2; then
+    if cmake --build "$BUILD/peers" -j"$JOBS" --target bench_libtorch >&2; then HAVE_LT=1; fi
+    if cmake --build "$BUILD/peers" -j"$JOBS" --target bench_adolc >&2; then HAVE_AD=1; fi
+fi
+[ $HAVE_LT = 1 ] || echo "run.sh: bench_libtorch not built; the libtorch column will be empty" >&2
+[ $HAVE_AD = 1 ] || echo "run.sh: bench_adolc not built; the ADOL-C column will be empty" >&2
 
 # ---- run
 rm -rf "$OUT"
@@ -56,6 +82,8 @@ mkdir -p "$OUT"
 NB=$BUILD/bench/bench_nabla
 BL=$BUILD/bench/bench_baseline
 TP=$ROOT/bench/bench_torch.py
+LT=$BUILD/peers/bench_libtorch
+AD=$BUILD/peers/bench_adolc
 
 # run NAME FILE THREADS CMD...: appends CMD's lines to FILE; a failing program
 # leaves a note instead of stopping the run
@@ -89,16 +117,22 @@ fi
 HAVE_TORCH=1
 $PY -c "import torch" >/dev/null 2>&1 || HAVE_TORCH=0
 
-# workload by workload, the three programs back to back, for ROUNDS rounds
-# (the table takes the median of the rounds), so that a slow spell of the
-# machine touches all three alike
+# workload by workload, the programs back to back, for ROUNDS rounds (the
+# table takes the median of the rounds), so that a slow spell of the machine
+# touches them all alike; LIMITS is hand C's dgemm rate and memory bandwidth
+# (the limit column), measured in the same turns
 ROUNDS=3
 [ -z "$QUICK" ] || ROUNDS=1
 for thr in 1 2; do
-    if [ $thr = 1 ]; then WS="W1 W2 W3 W4 W5 W6 W7"; else WS="W2 W3 W4 W5 W6 W7"; fi
+    if [ $thr = 1 ]; then WS="W1 W2 W3 W4 W5 W6 W7 LIMITS"; else WS="W2 W3 W4 W5 W6 W7 LIMITS"; fi
     f=$OUT/t$thr.txt
     echo "# rounds $ROUNDS" >>"$f"
     for W in $WS; do for round in $(seq $ROUNDS); do
+        if [ $W = LIMITS ]; then
+            run "dgemm rate and memory bandwidth (round $round)" "$f" $thr "$BL" --threads $thr \
+                $QUICK --only DGEMM,STREAM
+            continue
+        fi
         run "nabla $W (round $round)" "$f" $thr "$NB" --threads $thr $QUICK --only $W
         if [ $W != W5 ] && [ $W != W6 ] && [ $W != W7 ]; then
             run "hand C $W (round $round)" "$f" $thr "$BL" --threads $thr $QUICK --only $W
@@ -106,12 +140,20 @@ for thr in 1 2; do
         if [ $HAVE_TORCH = 1 ]; then
             run "PyTorch $W (round $round)" "$f" $thr $PY "$TP" --threads $thr $QUICK --only $W
         fi
+        if [ $HAVE_LT = 1 ] && case $W in W1|W2|W3|W4|W5) true;; *) false;; esac; then
+            run "libtorch $W (round $round)" "$f" $thr "$LT" --threads $thr $QUICK --only $W
+        fi
+        if [ $HAVE_AD = 1 ] && [ $W = W1 ]; then
+            run "ADOL-C $W (round $round)" "$f" $thr "$AD" $QUICK --only $W
+        fi
         if [ $HAVE_PY = 1 ] && [ $thr = 1 ] && case $W in W1|W2|W5) true;; *) false;; esac; then
             run "nabla from Python $W (round $round)" "$f" $thr env PYTHONPATH="$BUILD/python" \
                 $PY "$ROOT/bench/bench_python.py" --threads $thr $QUICK --only $W
         fi
     done; done
     [ $HAVE_TORCH = 1 ] || echo "# PyTorch missing: python3-torch could not be installed" >>"$f"
+    [ $HAVE_LT = 1 ] || echo "# libtorch missing: libtorch-dev could not be installed or bench_libtorch not built" >>"$f"
+    [ $HAVE_AD = 1 ] || echo "# ADOL-C missing: libadolc-dev could not be installed or bench_adolc not built" >>"$f"
 done
 # memory and scaling in processes of their own (their peaks are per process)
 run "nabla memory" "$OUT/mem.txt" 1 "$NB" $QUICK --only MEM
