@@ -303,7 +303,7 @@ static int sweep(int nroots, nb_tensor *const *roots, nb_tensor *const *seeds, b
  * each after every node that can still send it one (all were made after
  * it).  A max-heap keyed by seq holds the interior nodes whose gradient has
  * begun to arrive; each enters once, when its accumulator is created. */
-static void heap_push(nb__thread_state *T, size_t *n, nb_tensor *x) { /* room made by the caller */
+static inline void heap_push(nb__thread_state *T, size_t *n, nb_tensor *x) { /* room made by the caller */
     size_t i = (*n)++;
     while (i > 0) { /* sift up */
         size_t up = (i - 1) / 2;
@@ -314,9 +314,8 @@ static void heap_push(nb__thread_state *T, size_t *n, nb_tensor *x) { /* room ma
     T->sweep.heap[i] = x;
 }
 
-static nb_tensor *heap_pop(nb__thread_state *T, size_t *n) {
+static nb_tensor *heap_pop_slow(nb__thread_state *T, size_t *n) {
     nb_tensor **h = T->sweep.heap;
-    if (*n == 1) return h[--*n]; /* a chain: one node waits at a time */
     nb_tensor *top = h[0], *last = h[--*n];
     size_t i = 0, m = *n;
     for (;;) { /* sift down */
@@ -330,11 +329,15 @@ static nb_tensor *heap_pop(nb__thread_state *T, size_t *n) {
     if (m) h[i] = last;
     return top;
 }
+static inline nb_tensor *heap_pop(nb__thread_state *T, size_t *n) {
+    if (*n == 1) return T->sweep.heap[--*n]; /* a chain: one node waits at a time */
+    return heap_pop_slow(T, n);
+}
 
 /* A node that has just received its first gradient: leaves and retained
    tensors keep it (results), interior nodes wait for their turn (heap).
    All or nothing: -1 (no memory) leaves x in neither list. */
-static int arrived(nb__thread_state *T, nb_tensor *x, size_t *nheap, size_t *nresults) {
+static inline int arrived(nb__thread_state *T, nb_tensor *x, size_t *nheap, size_t *nresults) {
     bool result = x->nin == 0 || (x->flags & NB__RETAIN_GRAD);
     if (x->nin && *nheap == T->sweep.heap_cap &&
         nb__grow((void **)&T->sweep.heap, &T->sweep.heap_cap, *nheap + 1, sizeof *T->sweep.heap))
