@@ -314,8 +314,9 @@ static inline void heap_push(nb__thread_state *T, size_t *n, nb_tensor *x) { /* 
     T->sweep.heap[i] = x;
 }
 
-static nb_tensor *heap_pop_slow(nb__thread_state *T, size_t *n) {
+static inline nb_tensor *heap_pop(nb__thread_state *T, size_t *n) {
     nb_tensor **h = T->sweep.heap;
+    if (*n == 1) return h[--*n]; /* a chain: one node waits at a time */
     nb_tensor *top = h[0], *last = h[--*n];
     size_t i = 0, m = *n;
     for (;;) { /* sift down */
@@ -328,10 +329,6 @@ static nb_tensor *heap_pop_slow(nb__thread_state *T, size_t *n) {
     }
     if (m) h[i] = last;
     return top;
-}
-static inline nb_tensor *heap_pop(nb__thread_state *T, size_t *n) {
-    if (*n == 1) return T->sweep.heap[--*n]; /* a chain: one node waits at a time */
-    return heap_pop_slow(T, n);
 }
 
 /* A node that has just received its first gradient: leaves and retained
@@ -413,11 +410,9 @@ int nb_backward(nb_tensor *t, const nb_tensor *seed) {
         return nb__err("backward: the seed is NULL while an error is pending (%.400s); clear "
                        "it with nb_clear_error() to backpropagate ones", msg) ? 0 : -1;
     }
-    if (!(t->flags & NB__REQ)) {
-        nb__err("backward: %s does not require grad (made with grad disabled, or from "
-                "tensors that do not require grad)", nb_name(t));
-        return -1;
-    }
+    if (!(t->flags & NB__REQ))
+        return nb__err("backward: %s does not require grad (made with grad disabled, or from "
+                       "tensors that do not require grad)", nb_name(t)) ? 0 : -1;
     size_t mark = nb_scope_begin();
     walk_result w = {0};
     int rc = sweep_backward(t, (nb_tensor *)seed, &w);
