@@ -48,15 +48,41 @@ static void tls_init(nb__thread_state *T) {
 }
 
 /* ---- errors ---------------------------------------------------------------- */
-void *nb__err(const char *fmt, ...) {
+static void set_error_v(const char *fmt, va_list ap) {
     nb__thread_state *T = nb__thread();
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(T->error.msg, sizeof T->error.msg, fmt, ap);
-    va_end(ap);
     T->error.set = true;
     T->error.clock = T->mode.clock;
+}
+
+void *nb__err(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    set_error_v(fmt, ap);
+    va_end(ap);
     return NULL;
+}
+
+/* the same, for code built on nabla (src/nn, custom ops' callbacks) */
+void nb_set_error(const char *fmt, ...) {
+    if (!fmt) {
+        nb__err("set_error: NULL format");
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    set_error_v(fmt, ap);
+    va_end(ap);
+}
+
+int nb_check_args(const char *who, int n, nb_tensor *const *args) {
+    if (!who) who = "check_args";
+    if (n <= 0) return 0;
+    if (!args) {
+        if (!nb__thread()->error.set) nb__err("%s: NULL argument 1", who);
+        return -1;
+    }
+    return nb__null_args(who, n, args) ? -1 : 0;
 }
 
 const char *nb_last_error(void) {
@@ -77,6 +103,11 @@ const char *nb__shape_str(int ndim, const int64_t *shape, char *buf, size_t size
         n += (size_t)snprintf(buf + n, size - n, i ? ", %lld" : "%lld", (long long)shape[i]);
     if (n < size) snprintf(buf + n, size - n, ndim == 1 ? ",)" : ")");
     return buf;
+}
+
+const char *nb_shape_str(int ndim, const int64_t *shape, char *buf, size_t size) {
+    if (!buf || size == 0 || ndim < 0 || ndim > NB_MAX_DIMS || (ndim > 0 && !shape)) return NULL;
+    return nb__shape_str(ndim, shape, buf, size);
 }
 
 /* ---- grad mode --------------------------------------------------------------- */
@@ -662,6 +693,10 @@ nb_tensor *nb__const(int ndim, const int64_t *shape, double value) {
     nb__name(t, NB__OP_CONST);
     for (int64_t i = 0; i < t->numel; i++) t->data[i] = value;
     return nb__pool(t);
+}
+
+nb_tensor *nb_const(int ndim, const int64_t *shape, double value) {
+    return nb__const(ndim, shape, value);
 }
 
 nb_tensor *nb__const_like(const nb_tensor *t, double value) {

@@ -146,7 +146,7 @@ static inline nb_tensor *const *nb__inputs(const nb_tensor *t) { /* (aux is set 
 void *nb__err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* numpy's way of writing a shape: "(3, 1)", "(4,)", "()". Returns buf. */
 const char *nb__shape_str(int ndim, const int64_t *shape, char *buf, size_t size);
-#define NB__SHAPE_BUF 192
+#define NB__SHAPE_BUF NB_SHAPE_STR_SIZE /* (192) */
 /* true when any argument is NULL or released; sets "<who>: NULL argument N"
    (if no error is set) or "<who>: argument N was released ..." */
 bool nb__null_args_slow(const char *who, int n, nb_tensor *const *in);

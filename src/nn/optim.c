@@ -86,7 +86,7 @@ static int cover(nb_optim *o, int64_t n) {
     return 0;
 }
 
-/* The update loops, over [lo, hi) of the slabs (nb__parallel_for splits
+/* The update loops, over [lo, hi) of the slabs (nb_parallel_for splits
    them over the threads). */
 typedef struct step_ctx {
     const nb_optim *o;
@@ -197,7 +197,7 @@ int nb__optim_step_range(nb_optim *o, int64_t rlo, int64_t rhi) {
         c.g = P->grad->data + lo;
         c.m = o->m ? o->m + lo : NULL;
         c.v = o->v ? o->v + lo : NULL;
-        nb__parallel_for(hi - lo, 1 << 15, range, &c);
+        nb_parallel_for(hi - lo, 1 << 15, range, &c);
     }
     return 0;
 }
