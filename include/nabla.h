@@ -128,6 +128,23 @@ NB_API nb_tensor *nb_vector(const double *data, int64_t n);  /* shape (n,): a 1-
 NB_API nb_tensor *nb_const(int ndim, const int64_t *shape, double value);
 
 /* ===================================================================== */
+/* Random numbers: a small reproducible generator (splitmix64), the one
+   behind nb_rand, nb_randn, nb_init_tensor, nb_permutation and the
+   batcher.  Same seed, same stream, on every platform.  nb_rand(.., seed)
+   holds the first numel values of nb_rng_uniform after nb_rng_seed(&r,
+   seed), nb_randn those of nb_rng_normal. */
+typedef struct nb_rng {
+    uint64_t state;
+    double spare;      /* Box-Muller's second value */
+    int has_spare;
+} nb_rng;
+NB_API void     nb_rng_seed(nb_rng *r, uint64_t seed);
+NB_API uint64_t nb_rng_next(nb_rng *r);                    /* 64 random bits       */
+NB_API double   nb_rng_uniform(nb_rng *r);                 /* U[0, 1), 53 bits     */
+NB_API double   nb_rng_normal(nb_rng *r);                  /* N(0, 1)              */
+NB_API int64_t  nb_rng_below(nb_rng *r, int64_t n);        /* uniform in [0, n), n >= 1; 0 when n < 1 */
+
+/* ===================================================================== */
 /* Inspection. */
 
 NB_API int            nb_ndim(const nb_tensor *t);
@@ -645,19 +662,7 @@ NB_API void nb_parallel_for(int64_t n, int64_t min_per_thread,
  * -1 and nb_last_error(), never abort.
  */
 
-/* ---- random numbers ------------------------------------------------------
-   A small reproducible generator (splitmix64) for initialisation, shuffling
-   and synthetic data.  Same seed, same stream, on every platform. */
-typedef struct nb_rng {
-    uint64_t state;
-    double spare;      /* Box-Muller's second value */
-    int has_spare;
-} nb_rng;
-NB_API void     nb_rng_seed(nb_rng *r, uint64_t seed);
-NB_API uint64_t nb_rng_next(nb_rng *r);                    /* 64 random bits       */
-NB_API double   nb_rng_uniform(nb_rng *r);                 /* U[0, 1), 53 bits     */
-NB_API double   nb_rng_normal(nb_rng *r);                  /* N(0, 1)              */
-NB_API int64_t  nb_rng_below(nb_rng *r, int64_t n);        /* uniform in [0, n), n >= 1; 0 when n < 1 */
+/* (Random numbers, nb_rng: above, after creation.) */
 
 /* ---- parameters ------------------------------------------------------------
    A parameter store keeps every parameter's values in ONE contiguous slab of

@@ -5,6 +5,7 @@
  *   tensor.h           the node, per-thread state, memory, scopes, names, errors
  *   engine.h           the op table, rules, recording
  *   kernels/kernels.h  GEMM and the thread pool (kernels/vmath.h: exp, sigmoid, tanh)
+ *   rng.h              the random generator behind nb_rng, nb_rand and nb_randn
  * Not installed.
  */
 #ifndef NABLA_INTERNAL_H
@@ -12,6 +13,7 @@
 
 #include "engine.h"
 #include "kernels/kernels.h"
+#include "rng.h"
 #include "tensor.h"
 
 #endif /* NABLA_INTERNAL_H */

@@ -3,6 +3,7 @@
  * counting, creation, inspection and names.
  */
 #include "internal.h"
+#include "rng.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -574,34 +575,24 @@ nb_tensor *nb_full(int ndim, const int64_t *shape, double value) {
 nb_tensor *nb_zeros(int ndim, const int64_t *shape) { return filled("zeros", ndim, shape, 0.0); }
 nb_tensor *nb_ones(int ndim, const int64_t *shape) { return filled("ones", ndim, shape, 1.0); }
 
-/* SplitMix64 (Steele, Lea & Flood 2014): a small, good, seedable generator. */
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static double uniform01(uint64_t *s) { return (double)(splitmix64(s) >> 11) * 0x1.0p-53; }
-
+/* Random tensors: the first numel values of the generator (rng.h), as
+   nb_rng_uniform and nb_rng_normal draw them after nb_rng_seed(seed). */
 nb_tensor *nb_rand(int ndim, const int64_t *shape, uint64_t seed) {
     nb_tensor *t = leaf("rand", ndim, shape);
     if (!t) return NULL;
-    uint64_t s = seed;
-    for (int64_t i = 0; i < t->numel; i++) t->data[i] = uniform01(&s);
+    nb_rng r;
+    nb_rng_seed(&r, seed);
+    for (int64_t i = 0; i < t->numel; i++) t->data[i] = nb__rng_uniform(&r);
     return nb__pool(t);
 }
 
 nb_tensor *nb_randn(int ndim, const int64_t *shape, uint64_t seed) {
     nb_tensor *t = leaf("randn", ndim, shape);
     if (!t) return NULL;
-    uint64_t s = seed;
-    /* Box-Muller: two uniforms give two independent normals */
-    for (int64_t i = 0; i < t->numel; i += 2) {
-        double u1 = uniform01(&s), u2 = uniform01(&s);
-        double r = sqrt(-2.0 * log(1.0 - u1)), th = 6.283185307179586 * u2; /* 2 pi */
-        t->data[i] = r * cos(th);
-        if (i + 1 < t->numel) t->data[i + 1] = r * sin(th);
-    }
+    nb_rng r;
+    nb_rng_seed(&r, seed);
+    /* (Box-Muller: each pair of uniforms gives two values, cos then sin) */
+    for (int64_t i = 0; i < t->numel; i++) t->data[i] = nb__rng_normal(&r);
     return nb__pool(t);
 }
 

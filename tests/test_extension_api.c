@@ -7,7 +7,10 @@
      - nb_shape_str: numpy's way of writing shapes, bounds respected;
      - nb_const: constants that do not require grad and leave "in:<k>" alone;
      - nb_parallel_for: chunks that cover [0, n) once, inline when small or
-       nested. */
+       nested;
+     - one generator: nb_rand and nb_randn are the nb_rng streams (splitmix64's
+       reference values, and values pinned from before the generators were
+       one). */
 #include "nabla.h"
 #include "check.h"
 
@@ -220,11 +223,52 @@ static void test_parallel_for(void) {
     nb_set_num_threads(prev);
 }
 
+/* ---- one generator -------------------------------------------------------------- */
+static void test_one_generator(void) {
+    nb_rng r;
+    nb_rng_seed(&r, 0); /* splitmix64's reference outputs for seed 0 */
+    CHECK(nb_rng_next(&r) == 0xE220A8397B1DCDAFull);
+    CHECK(nb_rng_next(&r) == 0x6E789E6AA1B965F4ull);
+    CHECK(nb_rng_next(&r) == 0x06C45D188009454Full);
+    /* values from before nb_rand had its own copy of the generator */
+    nb_tensor *u = nb_rand(1, (int64_t[]){3}, 42);
+    CHECK(nb_data(u)[0] == 0x1.7bae644c5fd6dp-1 && nb_data(u)[1] == 0x1.477f199d93378p-3 &&
+          nb_data(u)[2] == 0x1.1d499d5c4c3e6p-2);
+    nb_tensor *z = nb_randn(1, (int64_t[]){3}, 7); /* (libm's log, sin, cos: within 1e-15) */
+    CHECK(fabs(nb_data(z)[0] - 0x1.fa194ec47d228p-1) < 1e-15 &&
+          fabs(nb_data(z)[1] - 0x1.acac72e4633eap-4) < 1e-15 &&
+          fabs(nb_data(z)[2] + 0x1.dd3fde5949e97p+0) < 1e-15);
+    /* nb_rand and nb_randn are the streams of nb_rng_uniform and nb_rng_normal */
+    const uint64_t seeds[] = {1, 42, 0xDEADBEEFull, UINT64_MAX};
+    const int64_t sizes[] = {1, 2, 5, 1000};
+    bool same = true;
+    for (int s = 0; s < 4; s++)
+        for (int k = 0; k < 4; k++) {
+            const double *du = nb_data(nb_rand(1, &sizes[k], seeds[s]));
+            const double *dn = nb_data(nb_randn(1, &sizes[k], seeds[s]));
+            nb_rng a, b;
+            nb_rng_seed(&a, seeds[s]);
+            nb_rng_seed(&b, seeds[s]);
+            for (int64_t i = 0; i < sizes[k]; i++) {
+                double x = nb_rng_uniform(&a), y = nb_rng_normal(&b);
+                same &= memcmp(&x, &du[i], sizeof x) == 0 && memcmp(&y, &dn[i], sizeof y) == 0;
+            }
+        }
+    CHECK(same);
+    /* and so is the initialisation of src/nn (Xavier uniform: a (2 u - 1)) */
+    nb_tensor *w = nb_zeros(2, (int64_t[]){3, 4});
+    CHECK(nb_init_tensor(w, NB_INIT_XAVIER_UNIFORM, 4, 3, 42) == 0);
+    double a6 = sqrt(6.0 / 7.0);
+    CHECK(nb_data(w)[0] == a6 * (2.0 * 0x1.7bae644c5fd6dp-1 - 1.0));
+    nb_cleanup();
+}
+
 int main(void) {
     test_set_error();
     test_check_args();
     test_shape_str();
     test_const();
     test_parallel_for();
+    test_one_generator();
     return check_report("extension_api");
 }
