@@ -650,6 +650,27 @@ nb_tensor *nb_alias(nb_tensor *t) {
     return nb__pool(a);
 }
 
+/* ---- parameters over a store's slabs (src/nn/hook.h) ---------------------------- */
+nb_tensor *nb__param_new(const char *who, int ndim, const int64_t *shape, double *data,
+                         nb__storage *values, double *grad, nb__storage *grads) {
+    nb_tensor *t = nb__alloc_external(who, ndim, shape, data, values);
+    if (!t) return NULL;
+    nb_tensor *g = nb__alloc_external(who, ndim, shape, grad, grads);
+    if (!g) {
+        nb__unref(t);
+        return NULL;
+    }
+    nb__name_as_grad(g, t);
+    t->grad = g; /* t owns g's reference */
+    t->flags |= NB__REQ;
+    return t;
+}
+
+void nb__param_move(nb_tensor *t, double *data, double *grad) {
+    t->data = data;
+    if (t->grad) t->grad->data = grad;
+}
+
 int nb_accumulate_grad(nb_tensor *t, const nb_tensor *g) {
     nb_tensor *args[2] = {t, (nb_tensor *)g};
     if (nb__null_args("accumulate_grad", 2, args)) return -1;
@@ -688,6 +709,14 @@ nb_tensor *nb__const(int ndim, const int64_t *shape, double value) {
 
 nb_tensor *nb_const(int ndim, const int64_t *shape, double value) {
     return nb__const(ndim, shape, value);
+}
+
+nb_tensor *nb__data_tensor(const char *who, int ndim, const int64_t *shape) {
+    nb_tensor *t = nb__alloc(who, ndim, shape);
+    if (!t) return NULL;
+    nb__name(t, NB__OP_IN);
+    t->flags &= (uint8_t)~NB__REQ;
+    return nb__pool(t);
 }
 
 nb_tensor *nb__const_like(const nb_tensor *t, double value) {

@@ -9,6 +9,7 @@
 #define NABLA_TENSOR_H
 
 #include "nabla.h"
+#include "nn/hook.h" /* what src/nn may use of the core: implemented here */
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -50,13 +51,10 @@ enum {
     NB__NAME_AUX,     /* the string in the aux record (custom names, custom ops) */
 };
 
-/* Externally owned data (the parameter store's slab): refcounted so that a
-   tensor kept past its store stays valid.  A tensor with external data has
-   no inline data, so its block holds the storage pointer there instead. */
-typedef struct nb__storage {
-    int64_t refcount;
-    void (*destroy)(struct nb__storage *);
-} nb__storage;
+/* Externally owned data (nb__storage, declared in nn/hook.h: the parameter
+   store's slabs, an alias's original): refcounted so that a tensor kept past
+   its store stays valid.  A tensor with external data has no inline data, so
+   its block holds the storage pointer there instead. */
 
 /* A node's side record, for what does not fit in the header: a name longer
    than a counter's, more than NB__MAX_IN inputs, the tensors and state of a
@@ -226,8 +224,7 @@ static inline bool nb__fail_alloc_fired(void) { return nb__thread()->mem.fail_co
 
 /* ---- memory ------------------------------------------------------------------------ */
 void *nb__malloc(size_t n);            /* honours failure injection; sets the error */
-void *nb__realloc(void *p, size_t n);
-void nb__free(void *p);
+void nb__free(void *p);                /* (nb__realloc: nn/hook.h) */
 int nb__grow(void **arr, size_t *cap, size_t need, size_t elem);  /* 0 / -1 */
 bool nb__shape_ok(const char *who, int ndim, const int64_t *shape, int64_t *numel);
 
