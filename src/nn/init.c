@@ -9,11 +9,12 @@
 int nb_init_tensor(nb_tensor *t, nb_init_kind kind, int64_t fan_in, int64_t fan_out,
                    uint64_t seed) {
     if (!t) {
-        if (!nb_last_error()) nb__err("init: NULL tensor");
+        if (!nb_last_error()) nb_set_error("init: NULL tensor");
         return -1;
     }
-    double *d = t->data;
-    int64_t n = t->numel;
+    if (nb_check_args("init", 1, &t)) return -1;
+    double *d = nn_values(t); /* (in place, as a store's values are: no nb_data_mut) */
+    int64_t n = nb_numel(t);
     nb_rng r;
     nb_rng_seed(&r, seed);
     double a;
@@ -25,8 +26,8 @@ int nb_init_tensor(nb_tensor *t, nb_init_kind kind, int64_t fan_in, int64_t fan_
     case NB_INIT_XAVIER_UNIFORM:
     case NB_INIT_XAVIER_NORMAL:
         if (fan_in < 1 || fan_out < 1) {
-            nb__err("init: Xavier needs fan_in and fan_out >= 1, got %lld and %lld",
-                    (long long)fan_in, (long long)fan_out);
+            nb_set_error("init: Xavier needs fan_in and fan_out >= 1, got %lld and %lld",
+                         (long long)fan_in, (long long)fan_out);
             return -1;
         }
         if (kind == NB_INIT_XAVIER_NORMAL) {
@@ -40,7 +41,7 @@ int nb_init_tensor(nb_tensor *t, nb_init_kind kind, int64_t fan_in, int64_t fan_
     case NB_INIT_HE_UNIFORM:
     case NB_INIT_HE_NORMAL:
         if (fan_in < 1) {
-            nb__err("init: He needs fan_in >= 1, got %lld", (long long)fan_in);
+            nb_set_error("init: He needs fan_in >= 1, got %lld", (long long)fan_in);
             return -1;
         }
         if (kind == NB_INIT_HE_NORMAL) {
@@ -52,6 +53,6 @@ int nb_init_tensor(nb_tensor *t, nb_init_kind kind, int64_t fan_in, int64_t fan_
         }
         return 0;
     }
-    nb__err("init: unknown kind %d", (int)kind);
+    nb_set_error("init: unknown kind %d", (int)kind);
     return -1;
 }
