@@ -91,6 +91,12 @@ extern "C" {
 #define NB_API
 #endif
 
+#if defined(__GNUC__)
+#define NB_PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#else
+#define NB_PRINTF_LIKE(f, a)
+#endif
+
 #define NABLA_VERSION_MAJOR 0
 #define NABLA_VERSION_MINOR 1
 
@@ -114,6 +120,29 @@ NB_API nb_tensor *nb_copy(const nb_tensor *t);              /* deep copy, a new 
 NB_API nb_tensor *nb_full(int ndim, const int64_t *shape, double value);
 NB_API nb_tensor *nb_rand(int ndim, const int64_t *shape, uint64_t seed);  /* U[0,1), reproducible */
 NB_API nb_tensor *nb_vector(const double *data, int64_t n);  /* shape (n,): a 1-d tensor */
+/* A constant: `value` everywhere, requires_grad false, named "const:<k>"
+   like the constants nabla's own rules make (the "in" counter does not
+   move).  For the masks and fill values of code built on nabla: a loss, a
+   custom op's backward.  NULL on a bad shape, as above, the message
+   starting with "const:". */
+NB_API nb_tensor *nb_const(int ndim, const int64_t *shape, double value);
+
+/* ===================================================================== */
+/* Random numbers: a small reproducible generator (splitmix64), the one
+   behind nb_rand, nb_randn, nb_init_tensor, nb_permutation and the
+   batcher.  Same seed, same stream, on every platform.  nb_rand(.., seed)
+   holds the first numel values of nb_rng_uniform after nb_rng_seed(&r,
+   seed), nb_randn those of nb_rng_normal. */
+typedef struct nb_rng {
+    uint64_t state;
+    double spare;      /* Box-Muller's second value */
+    int has_spare;
+} nb_rng;
+NB_API void     nb_rng_seed(nb_rng *r, uint64_t seed);
+NB_API uint64_t nb_rng_next(nb_rng *r);                    /* 64 random bits       */
+NB_API double   nb_rng_uniform(nb_rng *r);                 /* U[0, 1), 53 bits     */
+NB_API double   nb_rng_normal(nb_rng *r);                  /* N(0, 1)              */
+NB_API int64_t  nb_rng_below(nb_rng *r, int64_t n);        /* uniform in [0, n), n >= 1; 0 when n < 1 */
 
 /* ===================================================================== */
 /* Inspection. */
@@ -548,6 +577,30 @@ NB_API int nb_gradgradcheck(nb_multi_fn f, int n, nb_tensor *const *inputs, void
 NB_API const char *nb_last_error(void);                    /* NULL when none; names the op and shapes */
 NB_API void        nb_clear_error(void);
 
+/* Reporting failures the way nabla does, for code built on it (a custom
+   op's callbacks, a layer, a loss):
+   nb_set_error: sets the thread's message, printf-style (at most 511
+     characters are kept), replacing the one that is set: call it where your
+     code finds the failure, with a message that starts with your function's
+     name.  Where it only passes a failure on (an op returned NULL), leave
+     the message alone, so that the first error is kept, as every nabla
+     operation does.  A custom op's callback that sets a message and returns
+     NULL or -1 keeps it: nb_apply and nb_backward report it unchanged.
+   nb_check_args: the check every nabla operation makes of its tensor
+     arguments args[0..n): 0 when all are live tensors; -1 when one is NULL,
+     keeping the message that is set (the failure that made the NULL) or,
+     with none, setting "<who>: NULL argument N"; -1 with "<who>: argument
+     N was already released (...)" when one was released.
+   nb_shape_str: a shape the way nabla's messages write it (numpy's):
+     "(3, 1)", "(4,)", "()", into buf (at most size bytes, NUL included;
+     NB_SHAPE_STR_SIZE always suffices); returns buf, or NULL when buf is
+     NULL, size is 0, ndim is outside 0..NB_MAX_DIMS or shape is NULL for
+     ndim > 0. */
+#define NB_SHAPE_STR_SIZE 192
+NB_API void        nb_set_error(const char *fmt, ...) NB_PRINTF_LIKE(1, 2);
+NB_API int         nb_check_args(const char *who, int n, nb_tensor *const *args);
+NB_API const char *nb_shape_str(int ndim, const int64_t *shape, char *buf, size_t size);
+
 /* Anomaly detection (like PyTorch's detect_anomaly), per thread, off by
    default.  When on, the first op whose forward result, or whose gradient in
    a backward sweep, contains a NaN or an infinity fails: it returns NULL (or
@@ -575,6 +628,18 @@ NB_API int nb_dot(const nb_tensor *t, FILE *out);
    split that finds the pool busy (another thread's) runs inline, with the
    same result.  Returns the previous value. */
 NB_API int nb_set_num_threads(int n);
+/* The split those kernels use, for loops of your own (an optimizer of
+   your own, a custom op's kernel): runs fn(lo, hi, ctx) over [0, n) cut
+   into k contiguous chunks, chunk i covering [n*i/k, n*(i+1)/k), on the
+   pool and the calling thread, and returns when all are done.  k is at
+   most nb_set_num_threads() and at most n / min_per_thread; with k = 1, or
+   when the pool is busy (another thread's split, or a call from inside a
+   chunk), it is one call fn(0, n, ctx) on the calling thread.  Chunks never
+   overlap, so an element-wise loop gives the same result whoever runs it.
+   fn runs on helper threads, whose nabla state (scopes, errors, caches) is
+   their own: it must compute on memory only, without calling nabla. */
+NB_API void nb_parallel_for(int64_t n, int64_t min_per_thread,
+                            void (*fn)(int64_t lo, int64_t hi, void *ctx), void *ctx);
 
 /* ===================================================================== */
 /* Training: parameters, layers, losses, optimizers, data (src/nn/).       */
@@ -603,19 +668,7 @@ NB_API int nb_set_num_threads(int n);
  * -1 and nb_last_error(), never abort.
  */
 
-/* ---- random numbers ------------------------------------------------------
-   A small reproducible generator (splitmix64) for initialisation, shuffling
-   and synthetic data.  Same seed, same stream, on every platform. */
-typedef struct nb_rng {
-    uint64_t state;
-    double spare;      /* Box-Muller's second value */
-    int has_spare;
-} nb_rng;
-NB_API void     nb_rng_seed(nb_rng *r, uint64_t seed);
-NB_API uint64_t nb_rng_next(nb_rng *r);                    /* 64 random bits       */
-NB_API double   nb_rng_uniform(nb_rng *r);                 /* U[0, 1), 53 bits     */
-NB_API double   nb_rng_normal(nb_rng *r);                  /* N(0, 1)              */
-NB_API int64_t  nb_rng_below(nb_rng *r, int64_t n);        /* uniform in [0, n), n >= 1; 0 when n < 1 */
+/* (Random numbers, nb_rng: above, after creation.) */
 
 /* ---- parameters ------------------------------------------------------------
    A parameter store keeps every parameter's values in ONE contiguous slab of

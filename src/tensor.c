@@ -3,6 +3,7 @@
  * counting, creation, inspection and names.
  */
 #include "internal.h"
+#include "rng.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -64,17 +65,43 @@ void nb__c_locale_end(locale_t prev) {
 }
 
 /* ---- errors ---------------------------------------------------------------- */
-void *nb__err(const char *fmt, ...) {
+static void set_error_v(const char *fmt, va_list ap) {
     nb__thread_state *T = nb__thread();
-    va_list ap;
-    va_start(ap, fmt);
     locale_t prev = nb__c_locale_begin(); /* "-0.5", never "-0,5" */
     vsnprintf(T->error.msg, sizeof T->error.msg, fmt, ap);
     nb__c_locale_end(prev);
-    va_end(ap);
     T->error.set = true;
     T->error.clock = T->mode.clock;
+}
+
+void *nb__err(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    set_error_v(fmt, ap);
+    va_end(ap);
     return NULL;
+}
+
+/* the same, for code built on nabla (src/nn, custom ops' callbacks) */
+void nb_set_error(const char *fmt, ...) {
+    if (!fmt) {
+        nb__err("set_error: NULL format");
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    set_error_v(fmt, ap);
+    va_end(ap);
+}
+
+int nb_check_args(const char *who, int n, nb_tensor *const *args) {
+    if (!who) who = "check_args";
+    if (n <= 0) return 0;
+    if (!args) {
+        if (!nb__thread()->error.set) nb__err("%s: NULL argument 1", who);
+        return -1;
+    }
+    return nb__null_args(who, n, args) ? -1 : 0;
 }
 
 const char *nb_last_error(void) {
@@ -95,6 +122,11 @@ const char *nb__shape_str(int ndim, const int64_t *shape, char *buf, size_t size
         n += (size_t)snprintf(buf + n, size - n, i ? ", %lld" : "%lld", (long long)shape[i]);
     if (n < size) snprintf(buf + n, size - n, ndim == 1 ? ",)" : ")");
     return buf;
+}
+
+const char *nb_shape_str(int ndim, const int64_t *shape, char *buf, size_t size) {
+    if (!buf || size == 0 || ndim < 0 || ndim > NB_MAX_DIMS || (ndim > 0 && !shape)) return NULL;
+    return nb__shape_str(ndim, shape, buf, size);
 }
 
 /* ---- grad mode --------------------------------------------------------------- */
@@ -560,34 +592,24 @@ nb_tensor *nb_full(int ndim, const int64_t *shape, double value) {
 nb_tensor *nb_zeros(int ndim, const int64_t *shape) { return filled("zeros", ndim, shape, 0.0); }
 nb_tensor *nb_ones(int ndim, const int64_t *shape) { return filled("ones", ndim, shape, 1.0); }
 
-/* SplitMix64 (Steele, Lea & Flood 2014): a small, good, seedable generator. */
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static double uniform01(uint64_t *s) { return (double)(splitmix64(s) >> 11) * 0x1.0p-53; }
-
+/* Random tensors: the first numel values of the generator (rng.h), as
+   nb_rng_uniform and nb_rng_normal draw them after nb_rng_seed(seed). */
 nb_tensor *nb_rand(int ndim, const int64_t *shape, uint64_t seed) {
     nb_tensor *t = leaf("rand", ndim, shape);
     if (!t) return NULL;
-    uint64_t s = seed;
-    for (int64_t i = 0; i < t->numel; i++) t->data[i] = uniform01(&s);
+    nb_rng r;
+    nb_rng_seed(&r, seed);
+    for (int64_t i = 0; i < t->numel; i++) t->data[i] = nb__rng_uniform(&r);
     return nb__pool(t);
 }
 
 nb_tensor *nb_randn(int ndim, const int64_t *shape, uint64_t seed) {
     nb_tensor *t = leaf("randn", ndim, shape);
     if (!t) return NULL;
-    uint64_t s = seed;
-    /* Box-Muller: two uniforms give two independent normals */
-    for (int64_t i = 0; i < t->numel; i += 2) {
-        double u1 = uniform01(&s), u2 = uniform01(&s);
-        double r = sqrt(-2.0 * log(1.0 - u1)), th = 6.283185307179586 * u2; /* 2 pi */
-        t->data[i] = r * cos(th);
-        if (i + 1 < t->numel) t->data[i + 1] = r * sin(th);
-    }
+    nb_rng r;
+    nb_rng_seed(&r, seed);
+    /* (Box-Muller: each pair of uniforms gives two values, cos then sin) */
+    for (int64_t i = 0; i < t->numel; i++) t->data[i] = nb__rng_normal(&r);
     return nb__pool(t);
 }
 
@@ -645,6 +667,27 @@ nb_tensor *nb_alias(nb_tensor *t) {
     return nb__pool(a);
 }
 
+/* ---- parameters over a store's slabs (src/nn/hook.h) ---------------------------- */
+nb_tensor *nb__param_new(const char *who, int ndim, const int64_t *shape, double *data,
+                         nb__storage *values, double *grad, nb__storage *grads) {
+    nb_tensor *t = nb__alloc_external(who, ndim, shape, data, values);
+    if (!t) return NULL;
+    nb_tensor *g = nb__alloc_external(who, ndim, shape, grad, grads);
+    if (!g) {
+        nb__unref(t);
+        return NULL;
+    }
+    nb__name_as_grad(g, t);
+    t->grad = g; /* t owns g's reference */
+    t->flags |= NB__REQ;
+    return t;
+}
+
+void nb__param_move(nb_tensor *t, double *data, double *grad) {
+    t->data = data;
+    if (t->grad) t->grad->data = grad;
+}
+
 int nb_accumulate_grad(nb_tensor *t, const nb_tensor *g) {
     nb_tensor *args[2] = {t, (nb_tensor *)g};
     if (nb__null_args("accumulate_grad", 2, args)) return -1;
@@ -678,6 +721,18 @@ nb_tensor *nb__const(int ndim, const int64_t *shape, double value) {
     t->op = NB__OP_CONST;
     nb__name(t, NB__OP_CONST);
     for (int64_t i = 0; i < t->numel; i++) t->data[i] = value;
+    return nb__pool(t);
+}
+
+nb_tensor *nb_const(int ndim, const int64_t *shape, double value) {
+    return nb__const(ndim, shape, value);
+}
+
+nb_tensor *nb__data_tensor(const char *who, int ndim, const int64_t *shape) {
+    nb_tensor *t = nb__alloc(who, ndim, shape);
+    if (!t) return NULL;
+    nb__name(t, NB__OP_IN);
+    t->flags &= (uint8_t)~NB__REQ;
     return nb__pool(t);
 }
 

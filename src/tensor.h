@@ -9,6 +9,7 @@
 #define NABLA_TENSOR_H
 
 #include "nabla.h"
+#include "nn/hook.h" /* what src/nn may use of the core: implemented here */
 
 #include <locale.h>
 #include <stdarg.h>
@@ -51,13 +52,10 @@ enum {
     NB__NAME_AUX,     /* the string in the aux record (custom names, custom ops) */
 };
 
-/* Externally owned data (the parameter store's slab): refcounted so that a
-   tensor kept past its store stays valid.  A tensor with external data has
-   no inline data, so its block holds the storage pointer there instead. */
-typedef struct nb__storage {
-    int64_t refcount;
-    void (*destroy)(struct nb__storage *);
-} nb__storage;
+/* Externally owned data (nb__storage, declared in nn/hook.h: the parameter
+   store's slabs, an alias's original): refcounted so that a tensor kept past
+   its store stays valid.  A tensor with external data has no inline data, so
+   its block holds the storage pointer there instead. */
 
 /* A node's side record, for what does not fit in the header: a name longer
    than a counter's, more than NB__MAX_IN inputs, the tensors and state of a
@@ -154,7 +152,7 @@ void nb__c_locale_end(locale_t prev);
 void *nb__err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* numpy's way of writing a shape: "(3, 1)", "(4,)", "()". Returns buf. */
 const char *nb__shape_str(int ndim, const int64_t *shape, char *buf, size_t size);
-#define NB__SHAPE_BUF 192
+#define NB__SHAPE_BUF NB_SHAPE_STR_SIZE /* (192) */
 /* true when any argument is NULL or released; sets "<who>: NULL argument N"
    (if no error is set) or "<who>: argument N was released ..." */
 bool nb__null_args_slow(const char *who, int n, nb_tensor *const *in);
@@ -234,8 +232,7 @@ static inline bool nb__fail_alloc_fired(void) { return nb__thread()->mem.fail_co
 
 /* ---- memory ------------------------------------------------------------------------ */
 void *nb__malloc(size_t n);            /* honours failure injection; sets the error */
-void *nb__realloc(void *p, size_t n);
-void nb__free(void *p);
+void nb__free(void *p);                /* (nb__realloc: nn/hook.h) */
 int nb__grow(void **arr, size_t *cap, size_t need, size_t elem);  /* 0 / -1 */
 bool nb__shape_ok(const char *who, int ndim, const int64_t *shape, int64_t *numel);
 

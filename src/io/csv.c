@@ -4,6 +4,7 @@
  * CRLF or LF line ends, an optional UTF-8 byte-order mark.  Numbers are
  * read in the "C" locale (a point, whatever setlocale() says).
  */
+#include "internal.h"
 #include "io/io.h"
 
 #include <ctype.h>

@@ -3,6 +3,7 @@
  * only, plain or through zlib, with a limit on what is read; escaping for
  * messages.
  */
+#include "internal.h"
 #include "io/io.h"
 
 #include <errno.h>
@@ -244,12 +245,4 @@ unsigned char *nb__read_file_max(const char *who, const char *path, size_t *len,
 
 unsigned char *nb__read_file(const char *who, const char *path, size_t *len, bool gunzip) {
     return nb__read_file_max(who, path, len, gunzip, SIZE_MAX / 2);
-}
-
-nb_tensor *nb__data_tensor(const char *who, int ndim, const int64_t *shape) {
-    nb_tensor *t = nb__alloc(who, ndim, shape);
-    if (!t) return NULL;
-    nb__name(t, NB__OP_IN);
-    t->flags &= (uint8_t)~NB__REQ;
-    return nb__pool(t);
 }

@@ -7,6 +7,7 @@
  * than that plus one byte (to tell a file with trailing bytes): a gzip file
  * that inflates to gigabytes is refused after inflating the declared size.
  */
+#include "internal.h"
 #include "io/io.h"
 
 #include <string.h>

@@ -14,7 +14,8 @@
 #ifndef NABLA_IO_H
 #define NABLA_IO_H
 
-#include "internal.h"
+#include "nabla.h" /* (the .c files of src/io include internal.h themselves: src/nn
+                       uses this header too, and sees only nabla.h through it) */
 
 #include <locale.h>
 #include <stddef.h>
@@ -48,9 +49,7 @@ unsigned char *nb__read_file_max(const char *who, const char *path, size_t *len,
 /* nb__read_file_max with no limit but the memory (parameter files). */
 unsigned char *nb__read_file(const char *who, const char *path, size_t *len, bool gunzip);
 
-/* A new leaf of `shape` with requires_grad false, data uninitialised, named
-   "in:<k>", pooled into the current scope (readers, gather). */
-nb_tensor *nb__data_tensor(const char *who, int ndim, const int64_t *shape);
+/* (The readers' tensors: nb__data_tensor, declared in nn/hook.h.) */
 
 /* Rewrites the current message (typically "out of memory (N bytes)") as
    "<who>: <path>: <message>" unless it already names both. */

@@ -7,6 +7,7 @@
  * into it (in pixel coordinates) and is framed, ticked and labelled when the
  * figure is saved.
  */
+#include "internal.h"
 #include "io/io.h"
 
 #include <errno.h>

@@ -4,6 +4,7 @@
  * (kernels.h says when).
  */
 #include "kernels.h"
+#include "nabla.h" /* nb_parallel_for */
 
 #include <limits.h>
 #include <pthread.h>
@@ -100,7 +101,7 @@ void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, c
     int nt = nb__num_threads();
     if (nt > 1 && work >= NB__GEMM_SPLIT_WORK && work < NB__GEMM_PARALLEL_WORK) {
         gemm_job j = {ta, tb, m >= n, m, n, k, lda, ldb, ldc, alpha, beta, A, B, C};
-        nb__parallel_for(j.by_rows ? m : n, 16, gemm_block, &j);
+        nb_parallel_for(j.by_rows ? m : n, 16, gemm_block, &j);
         return;
     }
     if (nt > 1 && work >= NB__GEMM_PARALLEL_WORK) {
@@ -114,7 +115,7 @@ void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, c
 #else
         gemm_job j = {ta, tb, m >= n, m, n, k, lda, ldb, ldc, alpha, beta, A, B, C};
         int64_t split = j.by_rows ? m : n;
-        nb__parallel_for(split, 16, gemm_block, &j);
+        nb_parallel_for(split, 16, gemm_block, &j);
 #endif
         return;
     }

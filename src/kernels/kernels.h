@@ -2,8 +2,8 @@
  * kernels.h — the numerical kernels under the ops: the GEMM (gemm.c,
  * OpenBLAS when built with it), the thread pool (threads.c) and the
  * vectorised exp/sigmoid/tanh (vmath.h).  They know nothing of tensors or
- * graphs: plain arrays in, plain arrays out.  Included by the op families
- * and the nn layer.  Not installed.
+ * graphs: plain arrays in, plain arrays out.  Included by the op families.
+ * Not installed.
  */
 #ifndef NABLA_KERNELS_H
 #define NABLA_KERNELS_H
@@ -23,12 +23,9 @@ void nb__gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
               const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
               double *C, int64_t ldc);
 
-/* Threads: how many nb_set_num_threads() allows, and a split of [0, n) into
-   chunks run by fn(lo, hi, ctx) on up to that many threads when n >=
-   2 * min_per_thread (otherwise inline, on the calling thread).  Chunk i
-   always covers the same range, so results do not depend on the threads. */
+/* Threads: how many nb_set_num_threads() allows.  The split of [0, n) into
+   chunks run on up to that many threads is public: nb_parallel_for
+   (nabla.h), defined in threads.c. */
 int nb__num_threads(void);
-void nb__parallel_for(int64_t n, int64_t min_per_thread,
-                      void (*fn)(int64_t lo, int64_t hi, void *ctx), void *ctx);
 
 #endif /* NABLA_KERNELS_H */

@@ -1,6 +1,6 @@
 /*
  * Threads.  nb_set_num_threads() sets how many threads large kernels may use
- * (and OpenBLAS's count); nb__parallel_for() splits a range over them.
+ * (and OpenBLAS's count); nb_parallel_for() splits a range over them.
  *
  * The helpers are a persistent pool, started on first use and grown when a
  * larger count is asked for: a split then costs a wake-up, not a thread
@@ -81,8 +81,8 @@ static void grow_pool(int want) {
     }
 }
 
-void nb__parallel_for(int64_t n, int64_t min_per_thread,
-                      void (*fn)(int64_t lo, int64_t hi, void *ctx), void *ctx) {
+void nb_parallel_for(int64_t n, int64_t min_per_thread,
+                     void (*fn)(int64_t lo, int64_t hi, void *ctx), void *ctx) {
     int nt = nb__num_threads();
     if (min_per_thread < 1) min_per_thread = 1;
     if (nt > 1 && n / min_per_thread < nt) nt = (int)(n / min_per_thread);

@@ -49,28 +49,28 @@ static double get_f64(const unsigned char *b) {
 int nb_checkpoint_save(const char *path, const char *config, const nb_params *p,
                        const nb_optim *o, const nb_train_state *s) {
     if (!path || !p) {
-        nb__err("checkpoint_save: NULL %s", path ? "parameter store" : "path");
+        nb_set_error("checkpoint_save: NULL %s", path ? "parameter store" : "path");
         return -1;
     }
     if (o && o->p != p) {
-        nb__err("checkpoint_save: %s: the optimizer belongs to another parameter store", path);
+        nb_set_error("checkpoint_save: %s: the optimizer belongs to another parameter store", path);
         return -1;
     }
     if (s && (s->n_user < 0 || (s->n_user > 0 && !s->user))) {
-        nb__err("checkpoint_save: %s: %lld user values at %p", path, (long long)s->n_user,
-                (const void *)(s ? s->user : NULL));
+        nb_set_error("checkpoint_save: %s: %lld user values at %p", path, (long long)s->n_user,
+                     (const void *)(s ? s->user : NULL));
         return -1;
     }
     if (!config) config = "";
     size_t clen = strlen(config);
     if (clen > UINT32_MAX / 2) {
-        nb__err("checkpoint_save: %s: configuration too long (%zu bytes)", path, clen);
+        nb_set_error("checkpoint_save: %s: configuration too long (%zu bytes)", path, clen);
         return -1;
     }
     size_t plen;
     unsigned char *pimg = nb__params_encode(p, &plen);
     if (!pimg) {
-        nb__err("checkpoint_save: %s: out of memory", path);
+        nb_set_error("checkpoint_save: %s: out of memory", path);
         return -1;
     }
     int nsl = o ? nb__optim_nslabs(o) : 0;
@@ -78,10 +78,10 @@ int nb_checkpoint_save(const char *path, const char *config, const nb_params *p,
     if (s) size += STATE_HEAD + 8 * (size_t)s->n_user;
     if (o) size += OPT_HEAD + 8 * (size_t)nsl * (size_t)o->n;
     size += 8 + plen + 4;
-    unsigned char *buf = nb__malloc(size);
+    unsigned char *buf = nn_malloc(size);
     if (!buf) {
-        nb__free(pimg);
-        nb__err("checkpoint_save: %s: out of memory (%zu bytes)", path, size);
+        free(pimg);
+        nb_set_error("checkpoint_save: %s: out of memory (%zu bytes)", path, size);
         return -1;
     }
     unsigned char *w = buf;
@@ -118,10 +118,10 @@ int nb_checkpoint_save(const char *path, const char *config, const nb_params *p,
     put_u64(w, (uint64_t)plen);
     memcpy(w + 8, pimg, plen);
     w += 8 + plen;
-    nb__free(pimg);
+    free(pimg);
     put_u32(w, nb__crc32(0, buf, (size_t)(w - buf)));
     int rc = nb__write_file_atomic("checkpoint_save", path, buf, size);
-    nb__free(buf);
+    free(buf);
     return rc;
 }
 
@@ -164,11 +164,11 @@ static int config_differs(const char *path, const char *a, size_t alen, const ch
             if (kl && (!ov || ovl != vl || memcmp(ov, v, vl) != 0)) {
                 const char *fv = pass ? ov : v, *nv = pass ? v : ov;
                 size_t fl = pass ? ovl : vl, nvl = pass ? vl : ovl;
-                nb__err("checkpoint_load: %s: written by another configuration: %.*s is %s%.*s%s "
-                        "in the checkpoint, %s%.*s%s now",
-                        path, (int)kl, l, fv ? "'" : "", fv ? (int)fl : 6, fv ? fv : "absent",
-                        fv ? "'" : "", nv ? "'" : "", nv ? (int)nvl : 6, nv ? nv : "absent",
-                        nv ? "'" : "");
+                nb_set_error("checkpoint_load: %s: written by another configuration: %.*s is "
+                             "%s%.*s%s in the checkpoint, %s%.*s%s now",
+                             path, (int)kl, l, fv ? "'" : "", fv ? (int)fl : 6,
+                             fv ? fv : "absent", fv ? "'" : "", nv ? "'" : "",
+                             nv ? (int)nvl : 6, nv ? nv : "absent", nv ? "'" : "");
                 return 1;
             }
             l = nl ? nl + 1 : e;
@@ -180,11 +180,11 @@ static int config_differs(const char *path, const char *a, size_t alen, const ch
 int nb_checkpoint_load(const char *path, const char *config, nb_params *p, nb_optim *o,
                        nb_train_state *s) {
     if (!path || !p) {
-        nb__err("checkpoint_load: NULL %s", path ? "parameter store" : "path");
+        nb_set_error("checkpoint_load: NULL %s", path ? "parameter store" : "path");
         return -1;
     }
     if (o && o->p != p) {
-        nb__err("checkpoint_load: %s: the optimizer belongs to another parameter store", path);
+        nb_set_error("checkpoint_load: %s: the optimizer belongs to another parameter store", path);
         return -1;
     }
     if (!config) config = "";
@@ -196,7 +196,7 @@ int nb_checkpoint_load(const char *path, const char *config, nb_params *p, nb_op
 
 #define FAIL(...)             \
     do {                      \
-        nb__err(__VA_ARGS__); \
+        nb_set_error(__VA_ARGS__); \
         goto fail;            \
     } while (0)
 #define NEED(n, what)                                                                          \
@@ -302,7 +302,7 @@ int nb_checkpoint_load(const char *path, const char *config, nb_params *p, nb_op
         if ((int64_t)get_u64(op + 56) < 0)
             FAIL("checkpoint_load: %s: corrupted optimizer state (negative step count)", path);
         for (uint32_t k = 0; k < nsl; k++) {
-            ns[k] = nb__malloc((size_t)(on ? on : 1) * sizeof(double));
+            ns[k] = nn_malloc((size_t)(on ? on : 1) * sizeof(double));
             if (!ns[k]) FAIL("checkpoint_load: %s: out of memory", path);
         }
     }
@@ -323,20 +323,20 @@ int nb_checkpoint_load(const char *path, const char *config, nb_params *p, nb_op
         const unsigned char *sv = op + OPT_HEAD;
         for (uint32_t k = 0; k < nsl; k++)
             for (int64_t i = 0; i < on; i++, sv += 8) ns[k][i] = get_f64(sv);
-        nb__free(o->m);
-        nb__free(o->v);
+        free(o->m);
+        free(o->v);
         o->m = ns[0];
         o->v = ns[1];
         o->n = on;
         o->lr = get_f64(op + 8);
         o->t = (int64_t)get_u64(op + 56);
     }
-    nb__free(buf);
+    free(buf);
     return 0;
 fail:
-    nb__free(ns[0]);
-    nb__free(ns[1]);
-    nb__free(buf);
+    free(ns[0]);
+    free(ns[1]);
+    free(buf);
     return -1;
 #undef NEED
 #undef FAIL

@@ -1,6 +1,7 @@
 /*
  * src/nn internals shared by the parameter store (params.c), the optimizers
- * (optim.c) and the checkpoints (checkpoint.c).  Not installed.
+ * (optim.c) and the checkpoints (checkpoint.c), and with src/dist (the
+ * sharded optimizer step).  Not installed.
  */
 #ifndef NABLA_NN_CKPT_H
 #define NABLA_NN_CKPT_H
@@ -28,7 +29,7 @@ int nb__optim_step_range(nb_optim *o, int64_t lo, int64_t hi);
 int nb__optim_nslabs(const nb_optim *o);
 
 /* The store as a complete parameter file image (the format of nb_params_save),
-   in a new nb__malloc buffer of *len bytes; NULL when out of memory. */
+   in a new buffer of *len bytes (free() it); NULL when out of memory. */
 unsigned char *nb__params_encode(const nb_params *p, size_t *len);
 
 /* Checks the parameter file image buf[0..len) against p (every check of

@@ -10,26 +10,30 @@
 /* ---- minibatches ------------------------------------------------------------ */
 
 nb_tensor *nb_gather_rows(const nb_tensor *x, const int64_t *idx, int64_t n) {
-    if (!x) return nb_last_error() ? NULL : nb__err("gather_rows: NULL tensor"); /* keep the first */
-    if (!idx && n > 0) return nb__err("gather_rows: NULL indices");
-    if (x->ndim < 1) return nb__err("gather_rows: a 0-d tensor has no rows");
-    if (n < 0) return nb__err("gather_rows: negative count %lld", (long long)n);
-    int64_t rows = x->shape[0];
+    if (!x) return nb_last_error() ? NULL : nn_fail("gather_rows: NULL tensor"); /* keep the first */
+    if (nb_check_args("gather_rows", 1, (nb_tensor *[]){(nb_tensor *)x})) return NULL;
+    if (!idx && n > 0) return nn_fail("gather_rows: NULL indices");
+    int nd = nb_ndim(x);
+    const int64_t *xs = nb_shape(x);
+    if (nd < 1) return nn_fail("gather_rows: a 0-d tensor has no rows");
+    if (n < 0) return nn_fail("gather_rows: negative count %lld", (long long)n);
+    int64_t rows = xs[0];
     for (int64_t i = 0; i < n; i++)
         if (idx[i] < 0 || idx[i] >= rows) {
-            char sb[NB__SHAPE_BUF];
-            return nb__err("gather_rows: index %lld (at %lld) out of range for shape %s",
-                           (long long)idx[i], (long long)i,
-                           nb__shape_str(x->ndim, x->shape, sb, sizeof sb));
+            char sb[NB_SHAPE_STR_SIZE];
+            return nn_fail("gather_rows: index %lld (at %lld) out of range for shape %s",
+                           (long long)idx[i], (long long)i, nb_shape_str(nd, xs, sb, sizeof sb));
         }
     int64_t shape[NB_MAX_DIMS];
-    memcpy(shape, x->shape, sizeof shape);
+    memcpy(shape, xs, (size_t)nd * sizeof *shape);
     shape[0] = n;
-    nb_tensor *t = nb__data_tensor("gather_rows", x->ndim, shape);
+    nb_tensor *t = nb__data_tensor("gather_rows", nd, shape);
     if (!t) return NULL;
-    int64_t row = rows ? x->numel / rows : 0;
+    int64_t row = rows ? nb_numel(x) / rows : 0;
+    double *dst = nn_values(t); /* (uninitialised: every row is written) */
+    const double *src = nb_data(x);
     for (int64_t i = 0; i < n; i++)
-        memcpy(t->data + i * row, x->data + idx[i] * row, (size_t)row * sizeof(double));
+        memcpy(dst + i * row, src + idx[i] * row, (size_t)row * sizeof(double));
     return t;
 }
 
@@ -56,14 +60,14 @@ struct nb_batcher {
 nb_batcher *nb_batcher_new(int64_t n, int64_t batch_size, bool shuffle, bool drop_last,
                            uint64_t seed) {
     if (n < 1 || batch_size < 1)
-        return nb__err("batcher: need n >= 1 and batch_size >= 1, got %lld and %lld",
+        return nn_fail("batcher: need n >= 1 and batch_size >= 1, got %lld and %lld",
                        (long long)n, (long long)batch_size);
-    if ((uint64_t)n > SIZE_MAX / sizeof(int64_t)) return nb__err("batcher: n too large");
-    nb_batcher *b = nb__malloc(sizeof *b);
+    if ((uint64_t)n > SIZE_MAX / sizeof(int64_t)) return nn_fail("batcher: n too large");
+    nb_batcher *b = nn_malloc(sizeof *b);
     if (!b) return NULL;
-    b->perm = nb__malloc((size_t)n * sizeof(int64_t));
+    b->perm = nn_malloc((size_t)n * sizeof(int64_t));
     if (!b->perm) {
-        nb__free(b);
+        free(b);
         return NULL;
     }
     b->n = n;
@@ -114,19 +118,19 @@ int64_t nb_batcher_epoch(const nb_batcher *b) { return b ? b->epoch : 0; }
 
 void nb_batcher_free(nb_batcher *b) {
     if (!b) return;
-    nb__free(b->perm);
-    nb__free(b);
+    free(b->perm);
+    free(b);
 }
 
 int nb_batcher_seek(nb_batcher *b, int64_t epoch, int64_t batch) {
     if (!b) {
-        nb__err("batcher_seek: NULL batcher");
+        nb_set_error("batcher_seek: NULL batcher");
         return -1;
     }
     int64_t nb = nb_batcher_num_batches(b);
     if (epoch < 0 || batch < 0 || batch > nb) {
-        nb__err("batcher_seek: epoch %lld, batch %lld out of range (batches per epoch: %lld)",
-                (long long)epoch, (long long)batch, (long long)nb);
+        nb_set_error("batcher_seek: epoch %lld, batch %lld out of range (batches per epoch: %lld)",
+                     (long long)epoch, (long long)batch, (long long)nb);
         return -1;
     }
     b->epoch = epoch;
@@ -140,8 +144,8 @@ int nb_batcher_seek(nb_batcher *b, int64_t epoch, int64_t batch) {
 
 int64_t nb_shard(int64_t n, int rank, int size, int64_t *lo) {
     if (n < 0 || size < 1 || rank < 0 || rank >= size) {
-        nb__err("shard: need n >= 0 and 0 <= rank < size, got n %lld, rank %d, size %d",
-                (long long)n, rank, size);
+        nb_set_error("shard: need n >= 0 and 0 <= rank < size, got n %lld, rank %d, size %d",
+                     (long long)n, rank, size);
         if (lo) *lo = 0;
         return -1;
     }

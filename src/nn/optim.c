@@ -12,10 +12,10 @@
 #endif
 
 static nb_optim *optim_new(int kind, nb_params *p, double lr, double wd) {
-    if (!p) return nb__err("optim: NULL parameter store");
-    if (!(lr > 0) || !isfinite(lr)) return nb__err("optim: learning rate must be > 0, got %g", lr);
-    if (!(wd >= 0) || !isfinite(wd)) return nb__err("optim: weight decay must be >= 0, got %g", wd);
-    nb_optim *o = nb__malloc(sizeof *o);
+    if (!p) return nn_fail("optim: NULL parameter store");
+    if (!(lr > 0) || !isfinite(lr)) return nn_fail("optim: learning rate must be > 0, got %g", lr);
+    if (!(wd >= 0) || !isfinite(wd)) return nn_fail("optim: weight decay must be >= 0, got %g", wd);
+    nb_optim *o = nn_malloc(sizeof *o);
     if (!o) return NULL;
     memset(o, 0, sizeof *o);
     o->kind = kind;
@@ -27,7 +27,7 @@ static nb_optim *optim_new(int kind, nb_params *p, double lr, double wd) {
 
 nb_optim *nb_sgd_new(nb_params *p, double lr, double momentum, double weight_decay) {
     if (!(momentum >= 0 && momentum < 1))
-        return nb__err("sgd: momentum must be in [0, 1), got %g", momentum);
+        return nn_fail("sgd: momentum must be in [0, 1), got %g", momentum);
     nb_optim *o = optim_new(NB__OPT_SGD, p, lr, weight_decay);
     if (o) o->mom = momentum;
     return o;
@@ -36,8 +36,8 @@ nb_optim *nb_sgd_new(nb_params *p, double lr, double momentum, double weight_dec
 nb_optim *nb_adam_new(nb_params *p, double lr, double beta1, double beta2, double eps,
                       double weight_decay) {
     if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1))
-        return nb__err("adam: betas must be in [0, 1), got %g and %g", beta1, beta2);
-    if (!(eps > 0) || !isfinite(eps)) return nb__err("adam: eps must be > 0, got %g", eps);
+        return nn_fail("adam: betas must be in [0, 1), got %g and %g", beta1, beta2);
+    if (!(eps > 0) || !isfinite(eps)) return nn_fail("adam: eps must be > 0, got %g", eps);
     nb_optim *o = optim_new(NB__OPT_ADAM, p, lr, weight_decay);
     if (!o) return NULL;
     o->b1 = beta1;
@@ -48,18 +48,19 @@ nb_optim *nb_adam_new(nb_params *p, double lr, double beta1, double beta2, doubl
 
 void nb_optim_free(nb_optim *o) {
     if (!o) return;
-    nb__free(o->m);
-    nb__free(o->v);
-    nb__free(o);
+    free(o->m);
+    free(o->v);
+    free(o);
 }
 
 void nb_optim_set_lr(nb_optim *o, double lr) {
     if (!o) {
-        nb__err("optim_set_lr: NULL optimizer");
+        nb_set_error("optim_set_lr: NULL optimizer");
         return;
     }
     if (!(lr > 0) || !isfinite(lr)) {
-        nb__err("optim_set_lr: learning rate must be > 0 and finite, got %g (kept %g)", lr, o->lr);
+        nb_set_error("optim_set_lr: learning rate must be > 0 and finite, got %g (kept %g)", lr,
+                     o->lr);
         return;
     }
     o->lr = lr;
@@ -86,7 +87,7 @@ static int cover(nb_optim *o, int64_t n) {
     return 0;
 }
 
-/* The update loops, over [lo, hi) of the slabs (nb__parallel_for splits
+/* The update loops, over [lo, hi) of the slabs (nb_parallel_for splits
    them over the threads). */
 typedef struct step_ctx {
     const nb_optim *o;
@@ -151,7 +152,7 @@ static void adam_range(int64_t lo, int64_t hi, void *ctx) {
 
 int nb_optim_step(nb_optim *o) {
     if (!o) {
-        nb__err("optim: NULL optimizer");
+        nb_set_error("optim: NULL optimizer");
         return -1;
     }
     return nb__optim_step_range(o, 0, o->p->numel);
@@ -163,8 +164,8 @@ int nb__optim_step_range(nb_optim *o, int64_t rlo, int64_t rhi) {
     /* the gradients must be the store's own (backward accumulates in place) */
     for (int64_t i = 0; i < P->n; i++) {
         const nb__param_entry *e = &P->e[i];
-        if (e->t->grad != e->g || e->g->data != P->grad->data + e->off) {
-            nb__err("optim: the gradient of '%s' is not in its store's slab", e->name);
+        if (nb_grad(e->t) != e->g || nb_data(e->g) != P->grad->data + e->off) {
+            nb_set_error("optim: the gradient of '%s' is not in its store's slab", e->name);
             return -1;
         }
     }
@@ -182,12 +183,12 @@ int nb__optim_step_range(nb_optim *o, int64_t rlo, int64_t rhi) {
        values nor their state move.  Each run of trainable parameters is one
        loop (all of the slab when none is frozen). */
     for (int64_t i = 0; i < P->n;) {
-        if (!(P->e[i].t->flags & NB__REQ)) {
+        if (!nb_requires_grad(P->e[i].t)) {
             i++;
             continue;
         }
         int64_t j = i;
-        while (j < P->n && (P->e[j].t->flags & NB__REQ)) j++;
+        while (j < P->n && nb_requires_grad(P->e[j].t)) j++;
         int64_t lo = P->e[i].off, hi = j < P->n ? P->e[j].off : n;
         if (lo < rlo) lo = rlo; /* clipped to the range asked for */
         if (hi > rhi) hi = rhi;
@@ -197,7 +198,7 @@ int nb__optim_step_range(nb_optim *o, int64_t rlo, int64_t rhi) {
         c.g = P->grad->data + lo;
         c.m = o->m ? o->m + lo : NULL;
         c.v = o->v ? o->v + lo : NULL;
-        nb__parallel_for(hi - lo, 1 << 15, range, &c);
+        nb_parallel_for(hi - lo, 1 << 15, range, &c);
     }
     return 0;
 }

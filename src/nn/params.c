@@ -5,9 +5,9 @@
  *   val->data  [ p0 values | p1 values | ... ]   (numel used, cap allocated)
  *   grad->data [ p0 grad   | p1 grad   | ... ]
  *
- * Each parameter is a leaf made by nb__alloc_external over its range of the
- * value slab; its gradient is a second external tensor over the same range
- * of the gradient slab, so backward and nb_zero_grad work in place.
+ * Each parameter is a leaf made by nb__param_new (hook.h) over its range of
+ * the value slab; its gradient is a second tensor over the same range of
+ * the gradient slab, so backward and nb_zero_grad work in place.
  */
 #include "nn.h"
 #include "ckpt.h"
@@ -23,12 +23,12 @@
 
 static void slab_destroy(nb__storage *s) {
     nb__slab *sl = (nb__slab *)s;
-    nb__free(sl->data);
-    nb__free(sl);
+    free(sl->data);
+    free(sl);
 }
 
 static nb__slab *slab_new(void) {
-    nb__slab *s = nb__malloc(sizeof *s);
+    nb__slab *s = nn_malloc(sizeof *s);
     if (!s) return NULL;
     s->base.refcount = 1;
     s->base.destroy = slab_destroy;
@@ -41,7 +41,7 @@ static void slab_unref(nb__slab *s) {
 }
 
 nb_params *nb_params_new(void) {
-    nb_params *p = nb__malloc(sizeof *p);
+    nb_params *p = nn_malloc(sizeof *p);
     if (!p) return NULL;
     memset(p, 0, sizeof *p);
     p->val = slab_new();
@@ -49,7 +49,7 @@ nb_params *nb_params_new(void) {
     if (!p->val || !p->grad) {
         slab_unref(p->val);
         slab_unref(p->grad);
-        nb__free(p);
+        free(p);
         return NULL;
     }
     return p;
@@ -58,10 +58,10 @@ nb_params *nb_params_new(void) {
 void nb_params_free(nb_params *p) {
     if (!p) return;
     for (int64_t i = 0; i < p->n; i++) nb_release(p->e[i].t); /* releases its grad too */
-    nb__free(p->e);
+    free(p->e);
     slab_unref(p->val);
     slab_unref(p->grad);
-    nb__free(p);
+    free(p);
 }
 
 /* Makes room for `need` values in both slabs; fixes every tensor's data. */
@@ -70,17 +70,17 @@ static int reserve(nb_params *p, int64_t need) {
     int64_t cap = p->cap ? p->cap : 1024;
     while (cap < need) {
         if (cap > INT64_MAX / 2 / (int64_t)sizeof(double)) {
-            nb__err("params_add: %lld values do not fit in memory", (long long)need);
+            nb_set_error("params_add: %lld values do not fit in memory", (long long)need);
             return -1;
         }
         cap *= 2;
     }
     size_t bytes = (size_t)cap * sizeof(double);
-    double *v = nb__malloc(bytes);
+    double *v = nn_malloc(bytes);
     if (!v) return -1;
-    double *g = nb__malloc(bytes);
+    double *g = nn_malloc(bytes);
     if (!g) {
-        nb__free(v);
+        free(v);
         return -1;
     }
     if (p->numel) {
@@ -89,52 +89,59 @@ static int reserve(nb_params *p, int64_t need) {
     }
     memset(v + p->numel, 0, (size_t)(cap - p->numel) * sizeof(double));
     memset(g + p->numel, 0, (size_t)(cap - p->numel) * sizeof(double));
-    nb__free(p->val->data);
-    nb__free(p->grad->data);
+    free(p->val->data);
+    free(p->grad->data);
     p->val->data = v;
     p->grad->data = g;
     p->cap = cap;
-    for (int64_t i = 0; i < p->n; i++) {
-        p->e[i].t->data = v + p->e[i].off;
-        p->e[i].g->data = g + p->e[i].off;
-    }
+    for (int64_t i = 0; i < p->n; i++) nb__param_move(p->e[i].t, v + p->e[i].off, g + p->e[i].off);
+    return 0;
+}
+
+/* Room for one more entry (64, 128, ... entries). */
+static int grow_entries(nb_params *p) {
+    if (p->n < p->ecap) return 0;
+    int64_t cap = p->ecap ? 2 * p->ecap : 64;
+    nb__param_entry *e = nb__realloc(p->e, (size_t)cap * sizeof *e);
+    if (!e) return -1;
+    p->e = e;
+    p->ecap = cap;
     return 0;
 }
 
 nb_tensor *nb_params_add(nb_params *p, const char *name, int ndim, const int64_t *shape) {
-    if (!p || !name) return nb__err("params_add: NULL %s", p ? "name" : "store");
+    if (!p || !name) return nn_fail("params_add: NULL %s", p ? "name" : "store");
     size_t len = strlen(name);
     if (len == 0 || len > 63)
-        return nb__err("params_add: name must have 1 to 63 characters, got %zu", len);
-    if (nb_params_find(p, name)) return nb__err("params_add: a parameter '%s' already exists", name);
-    int64_t numel;
-    if (!nb__shape_ok("params_add", ndim, shape, &numel)) return NULL;
-    if (p->n == p->ecap) {
-        size_t cap = (size_t)p->ecap;
-        if (nb__grow((void **)&p->e, &cap, (size_t)p->n + 1, sizeof *p->e)) return NULL;
-        p->ecap = (int64_t)cap;
-    }
-    if (numel > INT64_MAX - p->numel) return nb__err("params_add: too many values");
-    if (reserve(p, p->numel + numel)) return NULL;
-    int64_t off = p->numel;
-    nb_tensor *t = nb__alloc_external("params_add", ndim, shape, p->val->data + off, &p->val->base);
+        return nn_fail("params_add: name must have 1 to 63 characters, got %zu", len);
+    if (nb_params_find(p, name)) return nn_fail("params_add: a parameter '%s' already exists", name);
+    /* the tensors first (they check the shape); their data once the slabs have room */
+    nb_tensor *t =
+        nb__param_new("params_add", ndim, shape, NULL, &p->val->base, NULL, &p->grad->base);
     if (!t) return NULL;
-    nb_tensor *g = nb__alloc_external("params_add", ndim, shape, p->grad->data + off, &p->grad->base);
-    if (!g) {
+    int64_t numel = nb_numel(t);
+    if (grow_entries(p)) {
+        nb_release(t); /* (and its gradient) */
+        return NULL;
+    }
+    if (numel > INT64_MAX - p->numel) {
+        nb_release(t);
+        return nn_fail("params_add: too many values");
+    }
+    if (reserve(p, p->numel + numel)) {
         nb_release(t);
         return NULL;
     }
-    memset(t->data, 0, (size_t)numel * sizeof(double));
-    memset(g->data, 0, (size_t)numel * sizeof(double));
+    int64_t off = p->numel;
+    nb__param_move(t, p->val->data + off, p->grad->data + off);
+    memset(p->val->data + off, 0, (size_t)numel * sizeof(double));
+    memset(p->grad->data + off, 0, (size_t)numel * sizeof(double));
     nb_set_name(t, name);
-    nb__name_as_grad(g, t);
-    t->grad = g;              /* t owns g's reference */
-    t->flags |= NB__REQ;
     nb__param_entry *e = &p->e[p->n++];
     memset(e, 0, sizeof *e);
     memcpy(e->name, name, len + 1);
     e->t = t;
-    e->g = g;
+    e->g = nb_grad(t);
     e->off = off;
     e->numel = numel;
     p->numel += numel;
@@ -178,11 +185,11 @@ void nb_params_zero_grad(nb_params *p) {
 
 void nb_params_summary(const nb_params *p, FILE *out) {
     if (!p || !out) return;
-    char buf[NB__SHAPE_BUF];
+    char buf[NB_SHAPE_STR_SIZE];
     for (int64_t i = 0; i < p->n; i++) {
         const nb_tensor *t = p->e[i].t;
         fprintf(out, "  %-24s %-16s %lld\n", p->e[i].name,
-                nb__shape_str(t->ndim, t->shape, buf, sizeof buf), (long long)p->e[i].numel);
+                nb_shape_str(nb_ndim(t), nb_shape(t), buf, sizeof buf), (long long)p->e[i].numel);
     }
     fprintf(out, "  %lld parameters in %lld tensors\n", (long long)p->numel, (long long)p->n);
 }
@@ -212,9 +219,9 @@ static uint64_t get_u64(const unsigned char *b) {
 unsigned char *nb__params_encode(const nb_params *p, size_t *len) {
     size_t size = 16;
     for (int64_t i = 0; i < p->n; i++)
-        size += 4 + strlen(p->e[i].name) + 4 + 8 * (size_t)p->e[i].t->ndim;
+        size += 4 + strlen(p->e[i].name) + 4 + 8 * (size_t)nb_ndim(p->e[i].t);
     size += (size_t)p->numel * 8 + 4;
-    unsigned char *buf = nb__malloc(size);
+    unsigned char *buf = nn_malloc(size);
     if (!buf) return NULL;
     unsigned char *w = buf;
     memcpy(w, MAGIC, 8);
@@ -223,13 +230,15 @@ unsigned char *nb__params_encode(const nb_params *p, size_t *len) {
     w += 16;
     for (int64_t i = 0; i < p->n; i++) {
         const nb_tensor *t = p->e[i].t;
+        int ndim = nb_ndim(t);
+        const int64_t *shape = nb_shape(t);
         uint32_t len32 = (uint32_t)strlen(p->e[i].name);
         put_u32(w, len32);
         memcpy(w + 4, p->e[i].name, len32);
         w += 4 + len32;
-        put_u32(w, (uint32_t)t->ndim);
+        put_u32(w, (uint32_t)ndim);
         w += 4;
-        for (int d = 0; d < t->ndim; d++, w += 8) put_u64(w, (uint64_t)t->shape[d]);
+        for (int d = 0; d < ndim; d++, w += 8) put_u64(w, (uint64_t)shape[d]);
     }
     for (int64_t i = 0; i < p->numel; i++, w += 8) {
         uint64_t bits;
@@ -243,17 +252,17 @@ unsigned char *nb__params_encode(const nb_params *p, size_t *len) {
 
 int nb_params_save(const nb_params *p, const char *path) {
     if (!p || !path) {
-        nb__err("save: NULL %s", p ? "path" : "store");
+        nb_set_error("save: NULL %s", p ? "path" : "store");
         return -1;
     }
     size_t size;
     unsigned char *buf = nb__params_encode(p, &size);
     if (!buf) {
-        nb__err("save: %s: out of memory (%lld parameters)", path, (long long)p->numel);
+        nb_set_error("save: %s: out of memory (%lld parameters)", path, (long long)p->numel);
         return -1;
     }
     int rc = nb__write_file_atomic("save", path, buf, size);
-    nb__free(buf);
+    free(buf);
     return rc;
 }
 
@@ -267,14 +276,14 @@ typedef struct file_entry {
 
 int nb_params_load(nb_params *p, const char *path) {
     if (!p || !path) {
-        nb__err("load: NULL %s", p ? "path" : "store");
+        nb_set_error("load: NULL %s", p ? "path" : "store");
         return -1;
     }
     size_t len;
     unsigned char *buf = nb__read_file("load", path, &len, false);
     if (!buf) return -1;
     int rc = nb__params_decode("load", path, buf, len, p, true);
-    nb__free(buf);
+    free(buf);
     return rc;
 }
 
@@ -282,11 +291,11 @@ int nb__params_decode(const char *who, const char *path, const unsigned char *bu
                       nb_params *p, bool apply) {
     file_entry *fe = NULL;
     const unsigned char *r = buf, *end = buf + len;
-    char sbuf[NB__SHAPE_BUF], fbuf[NB__SHAPE_BUF];
+    char sbuf[NB_SHAPE_STR_SIZE], fbuf[NB_SHAPE_STR_SIZE];
 
 #define FAIL(...)             \
     do {                      \
-        nb__err(__VA_ARGS__); \
+        nb_set_error(__VA_ARGS__); \
         goto fail;            \
     } while (0)
 #define NEED(n, what)                                                                        \
@@ -306,7 +315,7 @@ int nb__params_decode(const char *who, const char *path, const unsigned char *bu
              VERSION);
     if ((size_t)count > len / 8) /* each entry takes at least 8 bytes */
         FAIL("%s: %s: corrupted header (%u tensors in a %zu-byte file)", who, path, count, len);
-    fe = nb__malloc((size_t)(count ? count : 1) * sizeof *fe);
+    fe = nn_malloc((size_t)(count ? count : 1) * sizeof *fe);
     if (!fe) goto fail;
     int64_t total = 0;
     for (uint32_t k = 0; k < count; k++) {
@@ -365,27 +374,29 @@ int nb__params_decode(const char *who, const char *path, const unsigned char *bu
                 FAIL("%s: %s: parameter '%s' appears twice", who, path, f->name);
         const nb_tensor *t = nb_params_find(p, f->name);
         if (!t) FAIL("%s: %s: the file has a parameter '%s' that the store lacks", who, path, f->name);
-        bool same = f->ndim == t->ndim;
-        for (int d = 0; same && d < f->ndim; d++) same = f->shape[d] == t->shape[d];
+        int ndim = nb_ndim(t);
+        const int64_t *shape = nb_shape(t);
+        bool same = f->ndim == ndim;
+        for (int d = 0; same && d < f->ndim; d++) same = f->shape[d] == shape[d];
         if (!same)
             FAIL("%s: %s: parameter '%s' has shape %s in the file but %s in memory", who, path,
-                 f->name, nb__shape_str(f->ndim, f->shape, fbuf, sizeof fbuf),
-                 nb__shape_str(t->ndim, t->shape, sbuf, sizeof sbuf));
+                 f->name, nb_shape_str(f->ndim, f->shape, fbuf, sizeof fbuf),
+                 nb_shape_str(ndim, shape, sbuf, sizeof sbuf));
     }
     /* 4. every check passed (count equal, names distinct and known): copy in */
     for (uint32_t k = 0; apply && k < count; k++) {
         const file_entry *f = &fe[k];
-        double *dst = nb_params_find(p, f->name)->data;
+        double *dst = nn_values(nb_params_find(p, f->name)); /* (in the store's slab) */
         const unsigned char *src = r + 8 * (size_t)f->off;
         for (int64_t j = 0; j < f->numel; j++) {
             uint64_t bits = get_u64(src + 8 * (size_t)j);
             memcpy(&dst[j], &bits, 8);
         }
     }
-    nb__free(fe);
+    free(fe);
     return 0;
 fail:
-    nb__free(fe);
+    free(fe);
     return -1;
 #undef NEED
 #undef FAIL

@@ -209,7 +209,7 @@ static int conv_run(int kind, const geo *g, const double *a, const double *b, co
     job J = {kind, g, a, b, bias, out, colsz ? s : NULL, nch};
     double *partial = NULL;
     if (kind == K_DW && nch > 1) J.out = partial = s + (size_t)nch * colsz;
-    if (nch > 1) nb__parallel_for(nch, 1, chunk_fn, &J);
+    if (nch > 1) nb_parallel_for(nch, 1, chunk_fn, &J);
     else run_chunk(&J, 0);
     if (partial) {
         int64_t wsz = g->K * g->crs;
@@ -483,7 +483,7 @@ static nb_tensor *pool_node(nb__op op, int kind, const int64_t *shape, int nin, 
     memcpy(xs.shape, s4, sizeof s4);
     pgeo g = pgeo_of(&xs, k, st);
     pjob J = {kind, &g, x ? x->data : NULL, v ? v->data : NULL, o->data};
-    if (o->numel && g.planes) nb__parallel_for(g.planes, 1 + (1 << 14) / (H * W + 1), pool_planes, &J);
+    if (o->numel && g.planes) nb_parallel_for(g.planes, 1 + (1 << 14) / (H * W + 1), pool_planes, &J);
     return nb__finish(o, nin, in);
 }
 

@@ -158,7 +158,7 @@ static void ew_chunk(int64_t lo, int64_t hi, void *ctx) {
 
 /* runs the job on threads when it is large enough, else right here */
 static void ew_run(ew_job *j, int64_t n, int64_t grain) {
-    if (n >= 2 * grain && nb__num_threads() > 1) nb__parallel_for(n, grain, ew_chunk, j);
+    if (n >= 2 * grain && nb__num_threads() > 1) nb_parallel_for(n, grain, ew_chunk, j);
     else ew_chunk(0, n, j);
 }
 
@@ -302,7 +302,7 @@ int nb__vjp_prod(nb__rule *r) {
                        g->data, a->data, b->data, accb != NULL};
         r->done[1] = accb != NULL;
         if (a->numel >= EW_GRAIN && nb__num_threads() > 1)
-            nb__parallel_for(a->numel, EW_GRAIN / 2, prod2_chunk, &j);
+            nb_parallel_for(a->numel, EW_GRAIN / 2, prod2_chunk, &j);
         else
             prod2_chunk(0, a->numel, &j);
         return 0;
