@@ -153,13 +153,30 @@ int nb__check_versions(const nb_tensor *x, nb_tensor *const *in) {
         return -1;
     }
     if (ver == x->in_version) return 0;
-    for (int i = 0; i < x->nin; i++)
-        if (in[i]->version) {
-            nb__err("backward: %s was modified in place (nb_data_mut) after %s used it; its "
-                    "gradient would use the new values", nb_name(in[i]), nb_name(x));
-            return -1;
-        }
-    nb__err("backward: an input of %s was modified in place after it was used", nb_name(x));
+    /* Which input changed?  The recorded sum includes changes made before the
+       recording, so it is the one input that has ever changed, or one of
+       those that have (naming the first of several could name the wrong one). */
+    char list[256];
+    size_t len = 0;
+    int changed = 0, first = -1;
+    for (int i = 0; i < x->nin; i++) {
+        bool again = false; /* (the same tensor twice: once) */
+        for (int j = 0; j < i; j++) again |= in[j] == in[i];
+        if (!in[i]->version || again) continue;
+        if (changed++ == 0) first = i;
+        if (changed <= 4 && len < sizeof list)
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", changed > 1 ? ", " : "", nb_name(in[i]));
+        else if (changed == 5 && len < sizeof list)
+            len += (size_t)snprintf(list + len, sizeof list - len, ", ...");
+    }
+    if (changed == 1)
+        nb__err("backward: %s was modified in place (nb_data_mut) after %s used it; its "
+                "gradient would use the new values", nb_name(in[first]), nb_name(x));
+    else if (changed > 1)
+        nb__err("backward: one of %s was modified in place (nb_data_mut) after %s used it; "
+                "its gradient would use the new values", list, nb_name(x));
+    else
+        nb__err("backward: an input of %s was modified in place after it was used", nb_name(x));
     return -1;
 }
 
