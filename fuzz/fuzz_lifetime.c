@@ -612,6 +612,7 @@ static void op_release(fz *z) {
         stats[ST_LEGIT_RELEASE]++;
     } else if (n->scope >= 0 && model_rc(z, a) == 1) { /* the scope's last reference */
         nb_release(n->t);
+        if (!nb_last_error()) violatedf("an over-release was accepted (its scope's last reference)", "%s", n->name);
         const char *m = failed_with("release");
         if (!strstr(m, "more often than")) violated("an over-release is refused with the wrong message", m);
         if (!strstr(m, n->name)) violated("an over-release message does not name the tensor", m);
