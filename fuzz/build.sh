@@ -34,7 +34,7 @@ for s in $srcs; do
     fi
 done
 
-for t in fuzz_ops fuzz_files; do
+for t in fuzz_ops fuzz_files fuzz_lifetime; do
     [ -f "$root/fuzz/$t.c" ] || continue
     echo "$CC $t"
     # shellcheck disable=SC2086

@@ -2,7 +2,8 @@
 # Runs the fuzz targets built by fuzz/build.sh.
 #
 #   fuzz/run.sh [SECONDS]   fuzz every target for its share of SECONDS (default
-#                           300; fuzz_ops gets 2/3, fuzz_files 1/3) on a copy of
+#                           300; fuzz_ops gets 1/2, fuzz_files and
+#                           fuzz_lifetime 1/4 each) on a copy of
 #                           its committed corpus, then replay the committed
 #                           corpus; print executions and coverage.  Exit status
 #                           non-zero when a target crashes, leaks, hangs (a unit
@@ -19,7 +20,7 @@ set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD:-$root/build-fuzz}
 out=${FUZZ_OUT:-$build/run}
-targets="fuzz_ops fuzz_files"
+targets="fuzz_ops fuzz_files fuzz_lifetime"
 mkdir -p "$out"
 
 # each unit must finish in 25 s; no unit may allocate more than 2 GB
@@ -88,7 +89,7 @@ fuzz() { # target seconds -> 0/1
         echo "FUZZ FAILED: $t (exit $rc) after ${execs:-?} executions; log: $log"
         grep -A60 -E 'PROPERTY VIOLATED|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error' "$log" | head -80
         ls "$out/artifacts"/"$t"-* 2>/dev/null | sed 's/^/  reproducer: /'
-        echo "  (replay one with: $b <reproducer>; FUZZ_TRACE=1 prints the program for fuzz_ops)"
+        echo "  (replay one with: $b <reproducer>; FUZZ_TRACE=1 prints the program for fuzz_ops and fuzz_lifetime)"
         return 1
     fi
     echo "fuzz    $t: ${execs:-?} executions in $secs s (${rate:-?}/s), coverage $cov edges, $ft features, corpus $size inputs"
@@ -174,12 +175,14 @@ case "${1:-}" in
 esac
 
 total=${1:-300}
-ops_secs=$((total * 2 / 3))
-files_secs=$((total - ops_secs))
+ops_secs=$((total / 2))
+files_secs=$((total / 4))
+lifetime_secs=$((total - ops_secs - files_secs))
 : >"$out/stats.txt"
 fail=0
 fuzz fuzz_ops "$ops_secs" || fail=1
 fuzz fuzz_files "$files_secs" || fail=1
+fuzz fuzz_lifetime "$lifetime_secs" || fail=1
 for t in $targets; do replay "$t" || fail=1; done
 echo "fuzz statistics (also in $out/stats.txt):"
 sed 's/^/  /' "$out/stats.txt"

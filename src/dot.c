@@ -179,6 +179,7 @@ int nb_dot(const nb_tensor *t, FILE *out) {
         if (!nb_last_error()) nb__err("dot: NULL tensor");
         return -1;
     }
+    if (nb__dead_arg("dot", t)) return -1;
     if (!out) {
         nb__err("dot: NULL output stream");
         return -1;

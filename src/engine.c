@@ -401,8 +401,8 @@ static bool stores_grad(const nb_tensor *x) {
 }
 
 int nb_backward(nb_tensor *t, const nb_tensor *seed) {
-    nb_tensor *args[1] = {t};
-    if (nb__null_args("backward", 1, args)) return -1;
+    nb_tensor *args[2] = {t, (nb_tensor *)seed};
+    if (nb__null_args("backward", seed ? 2 : 1, args)) return -1;
     nb__thread_state *T = nb__thread(); /* a NULL seed: maybe an expression failed after t */
     if (!seed && T->error.set && T->error.clock > t->seq) {
         char msg[sizeof T->error.msg];
@@ -460,6 +460,11 @@ int nb_autograd(int n_out, nb_tensor *const *outputs, nb_tensor *const *seeds, i
         return -1;
     for (int j = 0; seeds && j < n_out; j++) {
         char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF];
+        if (seeds[j] && nb__is_dead(seeds[j])) {
+            nb__err("autograd: seed %d was already released (used after its scope ended, or "
+                    "released more often than retained)", j + 1);
+            return -1;
+        }
         if (!seeds[j] || !nb__same_shape(seeds[j], outputs[j])) {
             if (!seeds[j]) nb__err("autograd: NULL seed for output %d", j + 1);
             else nb__err("autograd: seed %d has shape %s but output %d has shape %s", j + 1,

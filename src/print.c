@@ -597,6 +597,7 @@ int nb_repr(const nb_tensor *t, char *buf, size_t size) {
         if (!nb_last_error()) nb__err("repr: NULL tensor");
         return -1;
     }
+    if (nb__dead_arg("repr", t)) return -1;
     if (!buf && size > 0) {
         nb__err("repr: NULL buffer of size %zu", size);
         return -1;
@@ -623,6 +624,7 @@ void nb_print(const nb_tensor *t) {
         if (!nb_last_error()) nb__err("print: NULL tensor");
         return;
     }
+    if (nb__dead_arg("print", t)) return;
     sbuf b = {0};
     if (!repr_build(t, &b)) return;
     fwrite(b.p, 1, b.len, stdout);

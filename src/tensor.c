@@ -153,13 +153,30 @@ int nb__check_versions(const nb_tensor *x, nb_tensor *const *in) {
         return -1;
     }
     if (ver == x->in_version) return 0;
-    for (int i = 0; i < x->nin; i++)
-        if (in[i]->version) {
-            nb__err("backward: %s was modified in place (nb_data_mut) after %s used it; its "
-                    "gradient would use the new values", nb_name(in[i]), nb_name(x));
-            return -1;
-        }
-    nb__err("backward: an input of %s was modified in place after it was used", nb_name(x));
+    /* Which input changed?  The recorded sum includes changes made before the
+       recording, so it is the one input that has ever changed, or one of
+       those that have (naming the first of several could name the wrong one). */
+    char list[256];
+    size_t len = 0;
+    int changed = 0, first = -1;
+    for (int i = 0; i < x->nin; i++) {
+        bool again = false; /* (the same tensor twice: once) */
+        for (int j = 0; j < i; j++) again |= in[j] == in[i];
+        if (!in[i]->version || again) continue;
+        if (changed++ == 0) first = i;
+        if (changed <= 4 && len < sizeof list)
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", changed > 1 ? ", " : "", nb_name(in[i]));
+        else if (changed == 5 && len < sizeof list)
+            len += (size_t)snprintf(list + len, sizeof list - len, ", ...");
+    }
+    if (changed == 1)
+        nb__err("backward: %s was modified in place (nb_data_mut) after %s used it; its "
+                "gradient would use the new values", nb_name(in[first]), nb_name(x));
+    else if (changed > 1)
+        nb__err("backward: one of %s was modified in place (nb_data_mut) after %s used it; "
+                "its gradient would use the new values", list, nb_name(x));
+    else
+        nb__err("backward: an input of %s was modified in place after it was used", nb_name(x));
     return -1;
 }
 
@@ -394,6 +411,7 @@ static bool dead_arg(const char *who, const nb_tensor *t) {
             "more often than retained)", who);
     return true;
 }
+bool nb__dead_arg(const char *who, const nb_tensor *t) { return dead_arg(who, t); }
 
 nb_tensor *nb_retain(nb_tensor *t) {
     if (dead_arg("retain", t)) return NULL;
@@ -496,6 +514,7 @@ void nb_names_reset(void) { memset(nb__thread()->counts, 0, sizeof nb__thread()-
 
 const char *nb_name(const nb_tensor *t) {
     if (!t) return nb__thread()->error.set ? NULL : nb__err("name: NULL tensor");
+    if (dead_arg("name", t)) return NULL;
     nb_tensor *m = (nb_tensor *)t; /* the name is a cache, formatted on demand */
     if (m->name_kind == NB__NAME_AUX) return m->aux->name;
     size_t had_error = nb__thread()->error.set;
@@ -533,6 +552,7 @@ void nb_set_name(nb_tensor *t, const char *name) {
         if (!nb__thread()->error.set) nb__err("set_name: NULL argument");
         return;
     }
+    if (dead_arg("set_name", t)) return;
     nb__aux *a = nb__aux_of(t, 0, 0);
     if (!a) return;
     snprintf(a->name, sizeof a->name, "%s", name);
@@ -614,10 +634,8 @@ nb_tensor *nb_randn(int ndim, const int64_t *shape, uint64_t seed) {
 }
 
 nb_tensor *nb_copy(const nb_tensor *src) {
-    if (!src) {
-        if (!nb__thread()->error.set) nb__err("copy: NULL argument 1");
-        return NULL;
-    }
+    nb_tensor *arg = (nb_tensor *)src;
+    if (nb__null_args("copy", 1, &arg)) return NULL;
     return nb_new(src->data, src->ndim, src->shape);
 }
 
@@ -634,6 +652,7 @@ void nb_retain_grad(nb_tensor *t) {
         if (!nb__thread()->error.set) nb__err("retain_grad: NULL argument 1");
         return;
     }
+    if (dead_arg("retain_grad", t)) return;
     t->flags |= NB__RETAIN_GRAD;
 }
 
@@ -752,19 +771,21 @@ double *nb_data_mut(nb_tensor *t) {
     atomic_store_explicit(&nb__mutated, true, memory_order_relaxed);
     return t->data;
 }
-bool nb_requires_grad(const nb_tensor *t) { return t && (t->flags & NB__REQ); }
-bool nb_is_leaf(const nb_tensor *t) { return t && t->nin == 0; }
-int nb_num_parents(const nb_tensor *t) { return t ? t->nin : 0; }
+bool nb_requires_grad(const nb_tensor *t) { return t && !dead_arg("requires_grad", t) && (t->flags & NB__REQ); }
+bool nb_is_leaf(const nb_tensor *t) { return t && !dead_arg("is_leaf", t) && t->nin == 0; }
+int nb_num_parents(const nb_tensor *t) { return t && !dead_arg("num_parents", t) ? t->nin : 0; }
 nb_tensor *nb_parent(const nb_tensor *t, int i) {
-    return (t && i >= 0 && i < t->nin) ? nb__inputs(t)[i] : NULL; /* (past NB__MAX_IN: the side record) */
+    if (!t || dead_arg("parent", t)) return NULL;
+    return (i >= 0 && i < t->nin) ? nb__inputs(t)[i] : NULL; /* (past NB__MAX_IN: the side record) */
 }
-const char *nb_op_name(const nb_tensor *t) { return t ? nb__ops[t->op].name : NULL; }
+const char *nb_op_name(const nb_tensor *t) { return t && !dead_arg("op_name", t) ? nb__ops[t->op].name : NULL; }
 
 void nb_set_requires_grad(nb_tensor *t, bool on) {
     if (!t) {
         if (!nb_last_error()) nb__err("set_requires_grad: NULL tensor"); /* keep the first error */
         return;
     }
+    if (dead_arg("set_requires_grad", t)) return;
     if (on) t->flags |= NB__REQ;
     else t->flags &= (uint8_t)~NB__REQ;
 }
@@ -785,9 +806,10 @@ double nb_item(const nb_tensor *t) {
 }
 
 nb_tensor *nb_grad(const nb_tensor *t) { return t && !dead_arg("grad", t) ? t->grad : NULL; }
-nb_tensor *nb_tangent(const nb_tensor *t) { return t ? t->tangent : NULL; }
+nb_tensor *nb_tangent(const nb_tensor *t) { return t && !dead_arg("tangent", t) ? t->tangent : NULL; }
 
 void nb_zero_grad(nb_tensor *t) {
+    if (t && dead_arg("zero_grad", t)) return;
     if (t && t->grad) memset(t->grad->data, 0, (size_t)t->grad->numel * sizeof(double));
 }
 

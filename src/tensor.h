@@ -161,6 +161,9 @@ static inline bool nb__null_args(const char *who, int n, nb_tensor *const *in) {
         if (!in[i] || in[i]->refcount <= 0) return nb__null_args_slow(who, n, in);
     return false;
 }
+/* true when t is a released tensor (not NULL): sets "<who>: the tensor was
+   already released ..." (the check of every accessor) */
+bool nb__dead_arg(const char *who, const nb_tensor *t);
 /* Anomaly detection: the first non-finite element (-1 when all are finite), and
    a check that sets "anomaly: <phase> <name> produced NaN at element i". */
 int64_t nb__first_nonfinite(const nb_tensor *t);

@@ -227,7 +227,7 @@ static const char *shp(const nb_tensor *t, char *buf) {
 
 nb_tensor *nb_conv2d(nb_tensor *x, nb_tensor *w, nb_tensor *b, int stride, int padding) {
     nb_tensor *in[3] = {x, w, b};
-    if (nb__null_args("conv2d", 2, in)) return NULL;
+    if (nb__null_args("conv2d", b ? 3 : 2, in)) return NULL;
     char s1[NB__SHAPE_BUF], s2[NB__SHAPE_BUF], s3[NB__SHAPE_BUF];
     if (x->ndim != 4 || w->ndim != 4)
         return nb__err("conv2d: input %s and weight %s: needs a 4-d input (N, C, H, W) and a 4-d "

@@ -82,6 +82,7 @@ int nb_ctx_save(nb_ctx *ctx, int n, nb_tensor *const *ts) {
             if (!nb__thread()->error.set) nb__err("ctx_save: NULL tensor %d", i + 1);
             return -1;
         }
+        if (nb__dead_arg("ctx_save", ts[i])) return -1;
         int slot = -1;
         for (int k = first; k < first + MAX_SAVED; k++)
             if (!a->held[k]) {
