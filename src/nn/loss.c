@@ -7,14 +7,19 @@
 #include <float.h>
 #include <math.h>
 
+/* a loss's two arguments: live and of one shape; false + "<who>: ..." */
+static bool loss_args(const char *who, nb_tensor *x, nb_tensor *y) {
+    if (nb_check_args(who, 2, (nb_tensor *[]){x, y})) return false;
+    if (nn_same_shape(x, y)) return true;
+    char a[NB_SHAPE_STR_SIZE], b[NB_SHAPE_STR_SIZE];
+    nb_set_error("%s: shapes %s and %s differ (no broadcasting in a loss)", who,
+                 nb_shape_str(nb_ndim(x), nb_shape(x), a, sizeof a),
+                 nb_shape_str(nb_ndim(y), nb_shape(y), b, sizeof b));
+    return false;
+}
+
 nb_tensor *nb_mse_loss(nb_tensor *pred, nb_tensor *target) {
-    if (nb_check_args("mse_loss", 2, (nb_tensor *[]){pred, target})) return NULL;
-    if (!nn_same_shape(pred, target)) {
-        char a[NB_SHAPE_STR_SIZE], b[NB_SHAPE_STR_SIZE];
-        return nn_fail("mse_loss: shapes %s and %s differ (no broadcasting in a loss)",
-                       nb_shape_str(nb_ndim(pred), nb_shape(pred), a, sizeof a),
-                       nb_shape_str(nb_ndim(target), nb_shape(target), b, sizeof b));
-    }
+    if (!loss_args("mse_loss", pred, target)) return NULL;
     return nb_mean(nb_square(nb_sub(pred, target)));
 }
 
@@ -72,13 +77,7 @@ nb_tensor *nb_cross_entropy(nb_tensor *logits, nb_tensor *labels) {
 }
 
 nb_tensor *nb_bce_with_logits(nb_tensor *logits, nb_tensor *targets) {
-    if (nb_check_args("bce_with_logits", 2, (nb_tensor *[]){logits, targets})) return NULL;
-    if (!nn_same_shape(logits, targets)) {
-        char a[NB_SHAPE_STR_SIZE], b[NB_SHAPE_STR_SIZE];
-        return nn_fail("bce_with_logits: shapes %s and %s differ (no broadcasting in a loss)",
-                       nb_shape_str(nb_ndim(logits), nb_shape(logits), a, sizeof a),
-                       nb_shape_str(nb_ndim(targets), nb_shape(targets), b, sizeof b));
-    }
+    if (!loss_args("bce_with_logits", logits, targets)) return NULL;
     if (nb_numel(logits) < 1) return nn_fail("bce_with_logits: empty input");
     nb_tensor *z = logits, *y = targets;
     /* softplus(z) - z y with softplus(z) = max(z, 0) + log(1 + exp(-|z|)):
