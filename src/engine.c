@@ -403,13 +403,8 @@ static bool stores_grad(const nb_tensor *x) {
 int nb_backward(nb_tensor *t, const nb_tensor *seed) {
     nb_tensor *args[2] = {t, (nb_tensor *)seed};
     if (nb__null_args("backward", seed ? 2 : 1, args)) return -1;
-    nb__thread_state *T = nb__thread(); /* a NULL seed: maybe an expression failed after t */
-    if (!seed && T->error.set && T->error.clock > t->seq) {
-        char msg[sizeof T->error.msg];
-        memcpy(msg, T->error.msg, sizeof msg);
-        return nb__err("backward: the seed is NULL while an error is pending (%.400s); clear "
-                       "it with nb_clear_error() to backpropagate ones", msg) ? 0 : -1;
-    }
+    /* a NULL seed: maybe an expression failed after t */
+    if (!seed && nb__null_while_pending("backward", "seed", "to backpropagate ones", t->seq)) return -1;
     if (!(t->flags & NB__REQ))
         return nb__err("backward: %s does not require grad (made with grad disabled, or from "
                        "tensors that do not require grad)", nb_name(t)) ? 0 : -1;

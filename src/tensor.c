@@ -104,6 +104,16 @@ int nb_check_args(const char *who, int n, nb_tensor *const *args) {
     return nb__null_args(who, n, args) ? -1 : 0;
 }
 
+bool nb__null_while_pending(const char *who, const char *what, const char *meaning, uint64_t after) {
+    nb__thread_state *T = nb__thread();
+    if (!T->error.set || T->error.clock <= after) return false;
+    char msg[sizeof T->error.msg];
+    memcpy(msg, T->error.msg, sizeof msg);
+    nb__err("%s: the %s is NULL while an error is pending (%.400s); clear it with nb_clear_error() %s",
+            who, what, msg, meaning);
+    return true;
+}
+
 const char *nb_last_error(void) {
     nb__thread_state *T = nb__thread();
     return T->error.set ? T->error.msg : NULL;

@@ -147,6 +147,11 @@ static inline nb_tensor *const *nb__inputs(const nb_tensor *t) { /* (aux is set 
    of memory) nothing changes and (locale_t)0 is returned. */
 locale_t nb__c_locale_begin(void);
 void nb__c_locale_end(locale_t prev);
+/* An optional argument (`what`) that is NULL while an error set after the
+   tensors it goes with were made (clock > after) is pending is taken for the
+   NULL result of a failed expression: true + "<who>: the <what> is NULL while
+   an error is pending (<it>); clear it with nb_clear_error() <meaning>". */
+bool nb__null_while_pending(const char *who, const char *what, const char *meaning, uint64_t after);
 /* Sets the thread's message (printf-like, in the "C" locale); returns NULL
    for `return nb__err(...)`. */
 void *nb__err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -235,13 +235,9 @@ nb_tensor *nb_conv2d(nb_tensor *x, nb_tensor *w, nb_tensor *b, int stride, int p
     if (x->shape[1] != w->shape[1])
         return nb__err("conv2d: input %s and weight %s: the input has %lld channels, the weight "
                        "%lld", shp(x, s1), shp(w, s2), (long long)x->shape[1], (long long)w->shape[1]);
-    nb__thread_state *T = nb__thread(); /* a NULL bias: maybe its expression failed */
-    if (!b && T->error.set && T->error.clock > (x->seq > w->seq ? x->seq : w->seq)) {
-        char msg[sizeof T->error.msg];
-        memcpy(msg, T->error.msg, sizeof msg);
-        return nb__err("conv2d: the bias is NULL while an error is pending (%.400s); clear it "
-                       "with nb_clear_error() to mean no bias", msg);
-    }
+    /* a NULL bias: maybe its expression failed */
+    if (!b && nb__null_while_pending("conv2d", "bias", "to mean no bias", x->seq > w->seq ? x->seq : w->seq))
+        return NULL;
     if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
         return nb__err("conv2d: bias %s for weight %s: needs shape (%lld,)", shp(b, s3), shp(w, s2),
                        (long long)w->shape[0]);
