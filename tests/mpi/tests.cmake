@@ -24,6 +24,16 @@ foreach(src ${mpi_test_srcs})
   set_tests_properties(${name} PROPERTIES TIMEOUT 300
     ENVIRONMENT "LSAN_OPTIONS=detect_leaks=0")
 endforeach()
+# mpi_dist once more on 3 ranks: the sharded step's ring reduce-scatter with
+# more than one hop, and shares of unequal size
+if(TARGET mpi_dist)
+  list(REMOVE_AT NABLA_MPIRUN -1)
+  add_test(NAME mpi_dist_3ranks COMMAND ${NABLA_MPIRUN} 3 $<TARGET_FILE:mpi_dist>
+           WORKING_DIRECTORY ${PROJECT_BINARY_DIR})
+  list(APPEND NABLA_MPIRUN 2)
+  set_tests_properties(mpi_dist_3ranks PROPERTIES TIMEOUT 300
+    ENVIRONMENT "LSAN_OPTIONS=detect_leaks=0")
+endif()
 
 # The main job under mpirun -np 2: equal to the single process (1e-12
 # relative, same accuracy), a rank killed at a random step stops the job
