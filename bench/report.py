@@ -409,6 +409,13 @@ def main():
             w("")
             w("Gradient all-reduce of the 235,146-double slab (1.9 MB), 2 ranks, ms per step: " +
               ", ".join("%d bucket%s %s" % (b, "" if b == 1 else "s", fmt(v)) for b, v in ar))
+        ua = rd.get(("W8", "nabla", "update_ms_allreduce"))
+        us = rd.get(("W8", "nabla", "update_ms_sharded"))
+        if ua is not None or us is not None:
+            w("")
+            w("A step's exchange and Adam update of that slab, 2 ranks, ms per step: "
+              "all-reduce + full step %s, sharded step (ring reduce-scatter, Adam on the "
+              "share, all-gather) %s" % (fmt(ua), fmt(us)))
         w("")
 
     rows = check_line([r1, r2])
