@@ -3,7 +3,7 @@
 # Usage: scripts/deps.sh [extra packages...]   (as root, or with sudo available)
 # (python3-dev, python3-numpy, python3-pytest: the Python package nabla and its tests)
 set -euo pipefail
-pkgs=(cmake make gcc clang libclang-rt-14-dev pkg-config libopenblas-dev zlib1g-dev graphviz locales
+pkgs=(cmake make gcc clang libclang-rt-14-dev pkg-config libopenblas-dev libxsmm-dev zlib1g-dev graphviz locales
       python3-dev python3-numpy python3-pytest
       libopenmpi-dev openmpi-bin "$@")  # Open MPI: data parallelism (src/dist) and its tests
 missing=()

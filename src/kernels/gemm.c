@@ -1,6 +1,7 @@
 /*
- * The GEMM behind matmul and the nn layer: OpenBLAS when nabla is built with
- * it, a cache-blocked loop otherwise; large products split over threads
+ * The GEMM behind matmul, the nn layer and conv2d: small products through
+ * libxsmm and the others through OpenBLAS when nabla is built with them, a
+ * cache-blocked loop otherwise; large products split over threads
  * (kernels.h says when).
  */
 #include "kernels.h"
@@ -9,6 +10,11 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stddef.h>
+
+#ifdef NB_HAVE_XSMM
+#include <libxsmm.h>
+#include <stdlib.h>
+#endif
 
 #ifdef NB_HAVE_OPENBLAS
 /* OpenBLAS's CBLAS entry points (declared here to need no header path) */
@@ -52,8 +58,43 @@ static void gemm_fallback(bool ta, bool tb, int64_t m, int64_t n, int64_t k, dou
         }
 }
 
+#ifdef NB_HAVE_XSMM
+/* Small products through libxsmm's JIT kernels, chosen by shape (kernels.h
+   says which).  libxsmm is column-major: row-major C = op(A) op(B) is its
+   C^T = op(B)^T op(A)^T, the same call with A and B swapped.  Its 1.17 kernels
+   do not take a transposed first operand (our B transposed), so op(B) = B^T
+   stays with the BLAS (copying B^T first cost more than it saved: W2's
+   Linear layers are A B^T).  false: not done here (a shape, a transpose or an
+   alpha/beta the kernels do not take, no kernel), the caller goes on to the
+   BLAS. */
+static bool gemm_xsmm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
+                      const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
+                      double *C, int64_t ldc) {
+    if (tb || !nb__gemm_small(m, n, k) || alpha != 1.0 || (beta != 0.0 && beta != 1.0) ||
+        lda > INT_MAX || ldb > INT_MAX || ldc > INT_MAX)
+        return false;
+    libxsmm_blasint xm = (libxsmm_blasint)n, xn = (libxsmm_blasint)m, xk = (libxsmm_blasint)k;
+    libxsmm_blasint xlda = (libxsmm_blasint)ldb, xldb = (libxsmm_blasint)lda,
+                    xldc = (libxsmm_blasint)ldc;
+    int flags = ta ? LIBXSMM_GEMM_FLAG_TRANS_B : LIBXSMM_GEMM_FLAG_NONE,
+        prefetch = LIBXSMM_GEMM_PREFETCH_NONE;
+    libxsmm_dmmfunction f =
+        libxsmm_dmmdispatch(xm, xn, xk, &xlda, &xldb, &xldc, &alpha, &beta, &flags, &prefetch);
+    if (!f) return false;
+    f(B, A, C);
+    /* The JIT's AVX kernels leave the upper halves of the vector registers
+       dirty, and every SSE instruction after them (nabla's own loops, libm)
+       then pays a transition penalty: W2 ran 2.6x slower until this. */
+    if (__builtin_cpu_supports("avx")) __asm__ volatile("vzeroupper");
+    return true;
+}
+#endif
+
 static void gemm1(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double *A,
                   int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc) {
+#ifdef NB_HAVE_XSMM
+    if (k > 0 && gemm_xsmm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+#endif
 #ifdef NB_HAVE_OPENBLAS
     if (m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX &&
         ldc <= INT_MAX && k > 0) {
