@@ -31,17 +31,15 @@
  *     nothing; the scope later frees it once.  (With other holders, a child
  *     say, nb_release cannot know whose reference it drops: not promised,
  *     and the harness never does that.)
- *   - mutation after recording: after nb_data_mut on a tensor, nb_backward
- *     and nb_autograd fail exactly when a node their sweep runs was changed
- *     after it was computed, or has an input changed after it was recorded;
- *     the message names that tensor and that node (whose name is its op's:
- *     "exp:3").  A change before the recording does not count.  A failed
- *     sweep changes no stored gradient; a successful one leaves a gradient
- *     on every leaf it reached.  The other calls that change values in place
- *     (nb_init_tensor; nb_zero_grad, nb_accumulate_grad and nb_backward on a
- *     gradient that exists, which a graph may have read through nb_grad) do
- *     not count as changes for the library (only nb_data_mut is promised):
- *     the model follows their values, not their versions;
+ *   - mutation after recording: after a tensor's values change in place
+ *     (nb_data_mut, nb_init_tensor; nb_zero_grad, nb_accumulate_grad and
+ *     nb_backward on a gradient that exists, which a graph may have read
+ *     through nb_grad), nb_backward and nb_autograd fail exactly when a node
+ *     their sweep runs was changed after it was computed, or has an input
+ *     changed after it was recorded; the message names that tensor and that
+ *     node (whose name is its op's: "exp:3").  A change before the recording
+ *     does not count.  A failed sweep changes no stored gradient; a
+ *     successful one leaves a gradient on every leaf it reached;
  *   - threads sharing parameters: 2 or 3 threads build losses from aliases
  *     of shared parameters (nb_alias) with small random op chains and run
  *     backward (1 to 3 times); after the joins the main thread adds the
@@ -333,13 +331,12 @@ static int add_node(fz *z, nb_tensor *t, int kind) {
     return z->nn++;
 }
 
-/* After an in-place change of node i's values: the version and every
+/* After an in-place change of node i's values (every call that makes one
+   bumps the tensor's version, as nb_data_mut does): the version and every
    snapshot of the storage it shares. */
-static void changed_values(fz *z, int i, bool bump) {
-    if (bump) {
-        z->N[i].version++;
-        stats[ST_MUTATIONS]++;
-    }
+static void changed_values(fz *z, int i) {
+    z->N[i].version++;
+    stats[ST_MUTATIONS]++;
     int r = z->N[i].root;
     for (int j = 0; j < z->nn; j++)
         if (z->N[j].state == LIVE && z->N[j].root == r && z->N[j].kind != K_GRAD)
@@ -771,18 +768,18 @@ static void op_mutate(fz *z) {
         if (!p) violated("nb_data_mut failed", nb_last_error());
         if (w & 4)
             for (int64_t k = 0; k < n->numel; k++) p[k] = val(z);
-        changed_values(z, a, true);
+        changed_values(z, a);
         break;
     }
     case 2:
         cur_op = "nb_init_tensor";
         if (nb_init_tensor(n->t, NB_INIT_XAVIER_UNIFORM, 2, 3, w) != 0) violated("nb_init_tensor failed", nb_last_error());
-        changed_values(z, a, false); /* (values only: see the top) */
+        changed_values(z, a);
         break;
     default:
         cur_op = "nb_zero_grad";
         nb_zero_grad(n->t);
-        if (g && gi >= 0) changed_values(z, gi, false);
+        if (g && gi >= 0) changed_values(z, gi); /* (one not in the model was never recorded) */
         break;
     }
 }
@@ -802,7 +799,7 @@ static void op_accumulate(fz *z) {
         return;
     }
     if (nb_grad(A->t) == NULL || (g && nb_grad(A->t) != g)) violated("nb_accumulate_grad: the gradient was not kept", NULL);
-    if (g && gi >= 0) changed_values(z, gi, false);
+    if (g && gi >= 0) changed_values(z, gi); /* (added into the one that exists) */
 }
 
 /* ---- instructions: sweeps ---------------------------------------------------------------------- */
@@ -984,7 +981,7 @@ static void op_backward(fz *z) {
             nb_tensor *g = z->N[i].t->grad;
             if (!g || g->ndim != z->N[i].ndim || g->numel != z->N[i].numel)
                 violatedf("a leaf the sweep reached has no gradient of its shape", "%s", z->N[i].name);
-            if (had[i] >= 0) changed_values(z, had[i], false);
+            if (had[i] >= 0) changed_values(z, had[i]); /* (added into in place) */
         }
     }
     nb_scope_end(mark);

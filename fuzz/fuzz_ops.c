@@ -13,6 +13,17 @@
  *   - after nb_cleanup() no tensor is alive (and LSan sees no leak), and every
  *     custom op's user state was freed exactly once.
  *
+ * A backward (or autograd) of a valid call may be refused only after values
+ * a graph may read were changed in place (`poked`): every call that changes
+ * an existing tensor's values bumps its version, and the sweep refuses a
+ * node recorded before.  The writers here: nb_data_mut ("poke"),
+ * nb_init_tensor, an optimizer step, the store's slabs handed out by
+ * nb_params_data / nb_params_grad and its loads (every parameter or
+ * gradient), and, once a gradient has been in the pool (`grads_seen`: a
+ * graph may have read one through nb_grad), nb_zero_grad,
+ * nb_params_zero_grad and a backward (which adds into the gradients that
+ * exist).
+ *
  * The harness, not the library, aborts when a property is violated.
  *
  * Program: a sequence of instructions, one opcode byte then the operands it
@@ -60,6 +71,8 @@ typedef struct {
     bool anomaly;
     bool poked;             /* data was changed in place, or a custom op's backward fails:
                                a later backward may refuse (with a message) */
+    bool grads_seen;        /* a stored gradient was in the pool (an op may have read it):
+                               writing into gradients is a change in place (poked) */
     int64_t inject;         /* allocation countdown armed for the current call */
     size_t marks[8];
     int depth;
@@ -878,7 +891,8 @@ static void op_backward(fz *z) {
     if (!t || !nb_requires_grad(t)) e = E_FAIL;
     else if (seed && !same_shape(seed, nb_ndim(t), nb_shape(t))) e = E_FAIL;
     else e = z->poked ? E_ANY : E_OK;
-    rc_check(z, nb_backward(t, seed), e);
+    int rc = rc_check(z, nb_backward(t, seed), e);
+    z->poked |= rc == 0 && z->grads_seen; /* (it added into the gradients that exist) */
     check_pool(z);
 }
 
@@ -940,6 +954,7 @@ static void op_misc(fz *z, uint8_t which) {
     switch (which % 16) {
     case 0:
         cur_op = "grad";
+        z->grads_seen |= nb_grad(a) != NULL;
         put(z, nb_grad(a));
         break;
     case 1:
@@ -966,6 +981,7 @@ static void op_misc(fz *z, uint8_t which) {
         break;
     case 6:
         cur_op = "zero_grad";
+        z->poked |= z->grads_seen && nb_grad(a); /* (bumps the gradient's version) */
         nb_zero_grad(a);
         break;
     case 7: {
@@ -1300,6 +1316,7 @@ static void op_nn(fz *z, uint8_t which) {
                 int64_t t0 = nb_optim_steps(z->opt);
                 int rc = rc_check(z, nb_optim_step(z->opt), E_ANY);
                 if (nb_optim_steps(z->opt) != t0 + (rc == 0)) violated("optim_steps miscounts", NULL);
+                z->poked |= rc == 0; /* (bumps the parameters it moves) */
                 double lr = val(z);
                 double before = nb_optim_lr(z->opt);
                 nb_optim_set_lr(z->opt, lr);
@@ -1308,8 +1325,12 @@ static void op_nn(fz *z, uint8_t which) {
                     violated("optim_set_lr: a bad rate accepted or a good one ignored", NULL);
             }
         } else if (c == 3) {
+            z->poked |= z->grads_seen; /* (bumps every parameter's gradient) */
             nb_params_zero_grad(z->P);
         } else {
+            /* (nb_params_data / nb_params_grad below hand the slabs out writable:
+               every parameter and gradient counts as changed) */
+            z->poked |= nb_params_count(z->P) > 0;
             nb_params_summary(z->P, devnull);
             int64_t n = nb_params_count(z->P), tot = 0;
             for (int64_t i = 0; i < n; i++) {
@@ -1392,6 +1413,7 @@ static void op_nn(fz *z, uint8_t which) {
         cur_op = "init_tensor";
         int rc = nb_init_tensor(a, (nb_init_kind)(u8(z) % 8), (int8_t)u8(z), (int8_t)u8(z), u8(z));
         rc_check(z, rc, E_ANY);
+        z->poked |= rc == 0; /* (bumps a's version) */
         break;
     }
     }
@@ -1516,6 +1538,7 @@ static void op_save_load(fz *z) {
     int64_t n = nb_params_numel(z->P);
     static double before[1 << 15];
     if (n == 0 || n > (int64_t)(sizeof before / sizeof *before)) return;
+    z->poked = true; /* (nb_params_data and the load change every parameter in place) */
     memcpy(before, nb_params_data(z->P), (size_t)n * sizeof(double));
     if (rc_check(z, nb_params_save(z->P, path), E_OK) == 0) {
         double *d = nb_params_data(z->P);

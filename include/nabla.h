@@ -151,6 +151,33 @@ NB_API int            nb_ndim(const nb_tensor *t);
 NB_API const int64_t *nb_shape(const nb_tensor *t);
 NB_API int64_t        nb_numel(const nb_tensor *t);
 NB_API const double  *nb_data(const nb_tensor *t);          /* row-major, contiguous view */
+/* Changes in place.  nb_data_mut hands out t's values to change them, and
+   counts as a change of t (a version bump) whether or not you write.  A
+   backward or autograd that runs a node recorded before the change, with t
+   as an input (or as the node), fails with -1 and a message naming t and
+   the node ("backward: w was modified in place after prod:3 used it; its
+   gradient would use the new values") instead of differentiating the new
+   values, and stores no gradient; record the graph again after the change.
+   A change before the recording does not count.  Every call that changes
+   an existing tensor's values in place counts the same way:
+     nb_data_mut(t), nb_init_tensor(t, ...)       t
+     nb_zero_grad(t), nb_accumulate_grad(t, g),   t's gradient (a graph may
+       nb_backward adding into a gradient          have read it: nb_grad)
+       that exists
+     nb_optim_step, nb_mpi_sharded_step           each parameter whose values
+                                                   the step moves (not a
+                                                   frozen one)
+     nb_params_data(p) / nb_params_grad(p)        every parameter / gradient
+       (the slabs handed out writable),            of the store
+       nb_params_zero_grad(p),
+       nb_mpi_broadcast_params(p),
+       nb_mpi_allreduce_grad(p)
+     nb_params_load, nb_checkpoint_load           every parameter of the store
+   A call that fails before writing (a bad argument, a refused file) counts
+   as nothing.  Reading counts as nothing: nb_data, nb_grad, nb_item.  Not
+   counted: a change made through an alias (nb_alias shares values, not
+   versions: see there); nb_gradcheck's perturbations (it restores every
+   value bit for bit). */
 NB_API double        *nb_data_mut(nb_tensor *t);            /* for parameter updates      */
 NB_API double         nb_item(const nb_tensor *t);          /* the value of a 1-element tensor;
                                                                NaN + error otherwise      */
@@ -694,9 +721,12 @@ NB_API int64_t     nb_params_numel(const nb_params *p);    /* total number of va
 NB_API nb_tensor  *nb_params_get(const nb_params *p, int64_t i);   /* borrowed; NULL out of range */
 NB_API const char *nb_params_name(const nb_params *p, int64_t i);  /* borrowed; NULL out of range */
 NB_API nb_tensor  *nb_params_find(const nb_params *p, const char *name); /* NULL when absent (no error set) */
+/* The slabs, writable: each call counts as a change in place of every
+   parameter (nb_params_data) or every gradient (nb_params_grad), like
+   nb_data_mut (see there); read one parameter with nb_data(nb_params_get). */
 NB_API double     *nb_params_data(nb_params *p);           /* the value slab, numel doubles    */
 NB_API double     *nb_params_grad(nb_params *p);           /* the gradient slab, same layout   */
-NB_API void        nb_params_zero_grad(nb_params *p);      /* gradient slab := 0 */
+NB_API void        nb_params_zero_grad(nb_params *p);      /* gradient slab := 0 (a change in place) */
 /* One line per parameter (name, shape, count) and a total, to `out`. */
 NB_API void        nb_params_summary(const nb_params *p, FILE *out);
 
@@ -730,7 +760,8 @@ NB_API int nb_params_save(const nb_params *p, const char *path);
 NB_API int nb_params_load(nb_params *p, const char *path);
 
 /* ---- initialisation ---------------------------------------------------------
-   Fills t's values in place (t need not belong to a store).  fan_in and
+   Fills t's values in place (t need not belong to a store; a change in
+   place, see nb_data_mut).  fan_in and
    fan_out are those of the layer (Linear: in and out features).  Seeded:
    the same seed gives the same values.  0, or -1 on a NULL tensor or a
    non-positive fan (for the kinds that use it). */
@@ -823,7 +854,7 @@ typedef struct nb_optim nb_optim;
 NB_API nb_optim *nb_sgd_new(nb_params *p, double lr, double momentum, double weight_decay);
 NB_API nb_optim *nb_adam_new(nb_params *p, double lr, double beta1, double beta2, double eps,
                              double weight_decay);
-NB_API int       nb_optim_step(nb_optim *o);               /* 0 or -1 */
+NB_API int       nb_optim_step(nb_optim *o);               /* 0 or -1; changes values in place (nb_data_mut) */
 /* Schedules.  lr must be > 0 and finite: otherwise (0, negative, NaN, inf)
    the learning rate is NOT changed and the error "optim_set_lr: ..." is set
    (check nb_optim_lr(o) == lr, or nb_last_error()). */

@@ -429,8 +429,9 @@ int nb_backward(nb_tensor *t, const nb_tensor *seed) {
     for (size_t k = 0; k < w.nresults && rc == 0; k++) {
         nb_tensor *x = w.results[k];
         if (!stores_grad(x)) continue;
-        if (x->grad) {
+        if (x->grad) { /* in place: a graph that read it through nb_grad is stale */
             nb__add_inplace(x->grad, x->accum);
+            nb__bump(x->grad);
         } else { /* the private accumulator becomes the gradient */
             x->grad = x->accum;
             x->accum = NULL;

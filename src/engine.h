@@ -149,9 +149,7 @@ static inline nb_tensor *nb__finish(nb_tensor *out, int nin, nb_tensor *const *i
     return nb__finish_slow(out, nin, in);
 }
 
-/* Set once nb_data_mut has ever been called: from then on the sweep checks
-   that no tensor a rule reads was changed after it was recorded. */
-extern atomic_bool nb__mutated;
+/* (nb__mutated and nb__bump, the in-place changes the sweep checks: tensor.h) */
 /* -1 + error when x or one of its inputs in[] changed since x was recorded */
 int nb__check_versions(const nb_tensor *x, nb_tensor *const *in);
 

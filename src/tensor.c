@@ -149,16 +149,17 @@ bool nb_set_grad_enabled(bool on) {
 
 bool nb_is_grad_enabled(void) { return !nb__thread()->mode.grad_disabled; }
 
-/* ---- mutation: nb_data_mut bumps a version the sweep checks ----------------- */
-/* Fails when x or an input of x was changed through nb_data_mut after x was
-   recorded: its rule would compute the gradient from the new values (the
-   check runs once any tensor has been mutated: nb__mutated). */
+/* ---- mutation: in-place changes bump a version the sweep checks ------------- */
+/* Fails when x or an input of x was changed in place (nb__bump: nb_data_mut,
+   nb_init_tensor, an optimizer step, a gradient added into or zeroed, ...)
+   after x was recorded: its rule would compute the gradient from the new
+   values (the check runs once any tensor has been changed: nb__mutated). */
 atomic_bool nb__mutated;
 int nb__check_versions(const nb_tensor *x, nb_tensor *const *in) {
     uint32_t ver = 0;
     for (int i = 0; i < x->nin; i++) ver += in[i]->version;
     if (x->version) {
-        nb__err("backward: %s was modified in place (nb_data_mut) after it was computed; "
+        nb__err("backward: %s was modified in place after it was computed; "
                 "its rule would use the new values", nb_name(x));
         return -1;
     }
@@ -180,10 +181,10 @@ int nb__check_versions(const nb_tensor *x, nb_tensor *const *in) {
             len += (size_t)snprintf(list + len, sizeof list - len, ", ...");
     }
     if (changed == 1)
-        nb__err("backward: %s was modified in place (nb_data_mut) after %s used it; its "
+        nb__err("backward: %s was modified in place after %s used it; its "
                 "gradient would use the new values", nb_name(in[first]), nb_name(x));
     else if (changed > 1)
-        nb__err("backward: one of %s was modified in place (nb_data_mut) after %s used it; "
+        nb__err("backward: one of %s was modified in place after %s used it; "
                 "its gradient would use the new values", list, nb_name(x));
     else
         nb__err("backward: an input of %s was modified in place after it was used", nb_name(x));
@@ -732,6 +733,8 @@ int nb_accumulate_grad(nb_tensor *t, const nb_tensor *g) {
         memset(c->data, 0, (size_t)c->numel * sizeof(double));
         nb__name_as_grad(c, t);
         t->grad = c;
+    } else {
+        nb__bump(t->grad); /* (a graph may have read it through nb_grad) */
     }
     nb__add_inplace(t->grad, g);
     return 0;
@@ -777,8 +780,7 @@ int64_t nb_numel(const nb_tensor *t) { return t && !dead_arg("numel", t) ? t->nu
 const double *nb_data(const nb_tensor *t) { return t && !dead_arg("data", t) ? t->data : NULL; }
 double *nb_data_mut(nb_tensor *t) {
     if (!t || dead_arg("data_mut", t)) return NULL;
-    t->version++; /* a node recorded before this change can no longer be differentiated */
-    atomic_store_explicit(&nb__mutated, true, memory_order_relaxed);
+    nb__bump(t); /* a node recorded before this change can no longer be differentiated */
     return t->data;
 }
 bool nb_requires_grad(const nb_tensor *t) { return t && !dead_arg("requires_grad", t) && (t->flags & NB__REQ); }
@@ -820,7 +822,10 @@ nb_tensor *nb_tangent(const nb_tensor *t) { return t && !dead_arg("tangent", t) 
 
 void nb_zero_grad(nb_tensor *t) {
     if (t && dead_arg("zero_grad", t)) return;
-    if (t && t->grad) memset(t->grad->data, 0, (size_t)t->grad->numel * sizeof(double));
+    if (t && t->grad) { /* (a graph may have read it through nb_grad) */
+        memset(t->grad->data, 0, (size_t)t->grad->numel * sizeof(double));
+        nb__bump(t->grad);
+    }
 }
 
 bool nb__axis(const char *who, const nb_tensor *a, int axis, int *out) {

@@ -100,7 +100,7 @@ struct nb_tensor {                       /* 192 bytes, data follows inline */
     } p;
     nb__aux *aux;                        /* side record, or NULL              */
     uint32_t name_k;                     /* the NameManager counter (GRAD: the op) */
-    uint32_t version;                    /* bumped by nb_data_mut (mutation)  */
+    uint32_t version;                    /* in-place changes (nb__bump)       */
     uint32_t in_version;                 /* sum of the inputs' versions when recorded */
 };
 
@@ -348,6 +348,22 @@ static inline void nb__scope_pop(nb__thread_state *T) {
     nb_tensor *t = T->pool.slot[--T->pool.len];
     t->flags &= (uint8_t)~NB__POOLED;
     nb__unref(t);
+}
+
+/* ---- in-place changes ----------------------------------------------------------------- */
+/* Set once any tensor's values have been changed in place: from then on the
+   sweep checks that no tensor a rule reads changed after it was recorded
+   (nb__check_versions, engine.h). */
+extern atomic_bool nb__mutated;
+/* Every public call that changes an existing tensor's values in place calls
+   this (nb_data_mut, nb_zero_grad, nb_accumulate_grad, nb_backward on a
+   gradient that exists; src/nn's writers through nb_data_mut): a node
+   recorded before the change can no longer be differentiated.  Never on
+   the recording or sweep paths: only where a stored value changes. */
+static inline void nb__bump(nb_tensor *t) {
+    t->version++;
+    if (!atomic_load_explicit(&nb__mutated, memory_order_relaxed)) /* (one write, ever) */
+        atomic_store_explicit(&nb__mutated, true, memory_order_relaxed);
 }
 
 /* ---- names -------------------------------------------------------------------------- */

@@ -108,7 +108,7 @@ int nb_mpi_broadcast_params(nb_params *p, int root) {
     }
     if (same_size("broadcast_params", p)) return -1;
     int64_t n = nb_params_numel(p);
-    double *v = nb_params_data(p);
+    double *v = nb_params_data(p); /* (bumps every parameter's version: the values change) */
     for (int64_t at = 0; at < n; at += PIECE) {
         int64_t k = n - at < PIECE ? n - at : PIECE;
         int rc = MPI_Bcast(v + at, (int)k, MPI_DOUBLE, root, comm);
@@ -128,7 +128,7 @@ int nb_mpi_allreduce_grad(nb_params *p, double weight) {
         return -1;
     }
     int64_t n = nb_params_numel(p);
-    double *g = nb_params_grad(p);
+    double *g = nb_params_grad(p); /* (bumps every gradient's version: they change) */
     if (weight != 1.0)
         for (int64_t i = 0; i < n; i++) g[i] *= weight;
     return allreduce("allreduce_grad", g, n, MPI_SUM);
@@ -223,6 +223,8 @@ int nb_mpi_sharded_step(nb_params *p, nb_optim *o, double weight) {
     int *counts, *displs;
     if (shares("sharded_step", n, &counts, &displs)) return -1;
     int mine = counts[my_rank], at = displs[my_rank];
+    /* (bumps every gradient's and parameter's version: the all-gather below
+       writes every value, not only this rank's share that the step moves) */
     double *g = nb_params_grad(p), *w = nb_params_data(p);
     int most = 1;
     for (int r = 0; r < my_size; r++) most = counts[r] > most ? counts[r] : most;

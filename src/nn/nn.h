@@ -32,9 +32,11 @@
    injection); free() releases it. */
 static inline void *nn_malloc(size_t n) { return nb__realloc(NULL, n); }
 
-/* The values of a tensor src/nn has just made or whose values it owns (a
-   store's slab): written in place without nb_data_mut, which would mark
-   them as changed behind a recorded graph. */
+/* The values of a tensor src/nn has just made (no graph can have read it
+   yet): written without nb_data_mut.  The values of an existing tensor (a
+   parameter, a gradient, a tensor handed in) are changed through
+   nb_data_mut, which bumps its version, so that a graph recorded before the
+   change refuses its backward instead of using the new values. */
 static inline double *nn_values(const nb_tensor *t) { return (double *)nb_data(t); }
 
 /* Same shape (live tensors). */

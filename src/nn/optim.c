@@ -192,7 +192,10 @@ int nb__optim_step_range(nb_optim *o, int64_t rlo, int64_t rhi) {
         int64_t lo = P->e[i].off, hi = j < P->n ? P->e[j].off : n;
         if (lo < rlo) lo = rlo; /* clipped to the range asked for */
         if (hi > rhi) hi = rhi;
-        i = j;
+        /* the parameters whose values move: a graph recorded before the
+           step no longer holds (nb_data_mut bumps their versions) */
+        for (; i < j; i++)
+            if (P->e[i].off < hi && P->e[i].off + P->e[i].numel > lo) (void)nb_data_mut(P->e[i].t);
         if (lo >= hi) continue;
         c.w = P->val->data + lo;
         c.g = P->grad->data + lo;

@@ -176,11 +176,25 @@ nb_tensor *nb_params_find(const nb_params *p, const char *name) {
     return NULL;
 }
 
-double *nb_params_data(nb_params *p) { return p ? p->val->data : NULL; }
-double *nb_params_grad(nb_params *p) { return p ? p->grad->data : NULL; }
+/* The slabs are handed out writable, as nb_data_mut hands out a tensor's
+   values: every parameter (or gradient) counts as changed in place, so a
+   graph recorded before refuses its backward.  (Reading one parameter:
+   nb_data(nb_params_get(p, i)) changes nothing.) */
+double *nb_params_data(nb_params *p) {
+    if (!p) return NULL;
+    for (int64_t i = 0; i < p->n; i++) (void)nb_data_mut(p->e[i].t);
+    return p->val->data;
+}
+double *nb_params_grad(nb_params *p) {
+    if (!p) return NULL;
+    for (int64_t i = 0; i < p->n; i++) (void)nb_data_mut(p->e[i].g);
+    return p->grad->data;
+}
 
 void nb_params_zero_grad(nb_params *p) {
-    if (p && p->numel) memset(p->grad->data, 0, (size_t)p->numel * sizeof(double));
+    if (!p) return;
+    if (p->numel) memset(p->grad->data, 0, (size_t)p->numel * sizeof(double));
+    for (int64_t i = 0; i < p->n; i++) (void)nb_data_mut(p->e[i].g); /* (a graph may have read them) */
 }
 
 void nb_params_summary(const nb_params *p, FILE *out) {
@@ -386,7 +400,7 @@ int nb__params_decode(const char *who, const char *path, const unsigned char *bu
     /* 4. every check passed (count equal, names distinct and known): copy in */
     for (uint32_t k = 0; apply && k < count; k++) {
         const file_entry *f = &fe[k];
-        double *dst = nn_values(nb_params_find(p, f->name)); /* (in the store's slab) */
+        double *dst = nb_data_mut(nb_params_find(p, f->name)); /* (bumps its version) */
         const unsigned char *src = r + 8 * (size_t)f->off;
         for (int64_t j = 0; j < f->numel; j++) {
             uint64_t bits = get_u64(src + 8 * (size_t)j);

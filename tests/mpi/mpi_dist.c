@@ -6,7 +6,10 @@
  * are not multiples of the batch or of the number of ranks), and data-
  * parallel training equal to a single process's training to 1e-12
  * relative (each rank also trains the single-process reference itself).
- * Every rank checks; the job fails if any rank fails.
+ * The calls that write values in place (broadcast, all-reduce of the
+ * gradients, the sharded step) make a graph recorded before them refuse its
+ * backward, on every rank, for every parameter (the all-gather writes the
+ * other ranks' shares too).  Every rank checks; the job fails if any rank fails.
  */
 #include "check.h"
 #include "nabla.h"
@@ -59,6 +62,47 @@ static void test_basics(void) {
 }
 
 /* every example of every epoch is taken by exactly one rank */
+/* a backward refused for a change in place of `who` after `op` read it */
+static bool refused(int rc, const char *who, const char *op) {
+    char what[64];
+    snprintf(what, sizeof what, "backward: %s was modified in place", who);
+    bool ok = rc == -1 && has(nb_last_error(), what) && has(nb_last_error(), op);
+    if (!ok) fprintf(stderr, "rank %d: rc %d, message '%s' (expected '%s', '%s')\n", rank, rc,
+                     nb_last_error() ? nb_last_error() : "(none)", what, op);
+    nb_clear_error();
+    return ok;
+}
+
+static void test_mutation(void) {
+    nb_clear_error(); /* (test_basics leaves its last refusal) */
+    size_t mark = nb_scope_begin();
+    nb_params *P = nb_params_new();
+    nb_tensor *a = nb_params_add(P, "a", 1, (int64_t[]){2}), *b = nb_params_add(P, "b", 1, (int64_t[]){3});
+    nb_optim *o = nb_sgd_new(P, 0.1, 0, 0);
+    CHECK(a && b && o);
+    /* broadcast: every parameter's values */
+    nb_tensor *la = nb_sum(nb_square(a)), *lb = nb_sum(nb_square(b));
+    CHECK(nb_mpi_broadcast_params(P, 0) == 0);
+    CHECK(refused(nb_backward(la, NULL), "a", "square:"));
+    CHECK(refused(nb_backward(lb, NULL), "b", "square:"));
+    /* the gradients' all-reduce: a graph that read a gradient */
+    la = nb_sum(nb_square(a));
+    CHECK(nb_backward(la, NULL) == 0);
+    nb_set_name(nb_grad(a), "ga");
+    nb_tensor *z = nb_sum(nb_prod(nb_vector((double[]){1, 1}, 2), nb_grad(a)));
+    CHECK(nb_mpi_allreduce_grad(P, 0.5) == 0);
+    CHECK(refused(nb_backward(z, NULL), "ga", "prod:"));
+    /* the sharded step: this rank steps its share, the all-gather writes the rest */
+    la = nb_sum(nb_square(a)), lb = nb_sum(nb_square(b));
+    CHECK(nb_backward(la, NULL) == 0 && nb_backward(lb, NULL) == 0);
+    CHECK(nb_mpi_sharded_step(P, o, 1.0 / size) == 0);
+    CHECK(refused(nb_backward(la, NULL), "a", "square:"));
+    CHECK(refused(nb_backward(lb, NULL), "b", "square:"));
+    nb_optim_free(o);
+    nb_params_free(P);
+    nb_scope_end(mark);
+}
+
 static void test_shards(void) {
     const int64_t ns[4] = {103, 64, 7, 1000};
     const int64_t bs[4] = {16, 64, 3, 33};
@@ -244,6 +288,7 @@ int main(int argc, char **argv) {
         y[i] = s > 1.5 ? 3 : s > 0 ? 2 : s > -1.5 ? 1 : 0;
     }
     test_basics();
+    test_mutation();
     test_shards();
     test_training(false);
     test_training(true);

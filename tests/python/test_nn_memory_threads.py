@@ -73,6 +73,30 @@ def test_optimizer_refuses_interior_tensors():
         nb.optim.SGD([x], lr=-1)
 
 
+def test_in_place_changes_refuse_a_stale_backward():
+    """opt.step(), opt.zero_grad(), t.zero_grad() and t.grad = None change
+    values in place (through the C calls that bump the version): a graph
+    recorded before refuses its backward, naming the tensor and the op."""
+    w = nb.tensor([1.0, 2.0], requires_grad=True)
+    opt = nb.optim.SGD([w], lr=0.1)
+    loss = (w * w).sum()
+    loss.backward()
+    opt.step()  # w moves: d(w*w)/dw = 2w would use the new w
+    with pytest.raises(ValueError, match=r"backward: %s was modified in place after prod:" % w.name):
+        loss.backward()
+    (w * w).sum().backward()  # recorded after the step: fine
+    assert w.grad.tolist() == pytest.approx([2 + 2 * 0.8, 4 + 2 * 1.6])
+    # a graph that read a gradient (v * w.grad), which is then zeroed
+    for zero in (opt.zero_grad, w.zero_grad, lambda: setattr(w, "grad", None)):
+        (w * w).sum().backward()
+        v = nb.tensor([1.0, 1.0], requires_grad=True)
+        z = (v * w.grad).sum()
+        zero()
+        with pytest.raises(ValueError, match=r"was modified in place after prod:"):
+            z.backward()
+        assert v.grad is None
+
+
 def train_steps(n, lin, opt, x, y):
     for _ in range(n):
         opt.zero_grad()
