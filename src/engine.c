@@ -187,7 +187,9 @@ static int backprop(nb__thread_state *T, nb_tensor *x, const bool *need, bool cr
     nb_tensor *gin[NB__MAX_INPUTS], *acc[NB__MAX_INPUTS]; /* (the first nin are used) */
     bool done[NB__MAX_INPUTS];
     *nfresh = 0;
-    if (atomic_load_explicit(&nb__mutated, memory_order_relaxed) && nb__check_versions(x, in)) return -1;
+    if (atomic_load_explicit(&nb__mutated, memory_order_relaxed) && !nb__versions_hold(x, in) &&
+        nb__check_versions(x, in))
+        return -1;
     nb__rule r = {x, in, x->accum, create_graph, need, gin, NULL, acc, done};
     if (!create_graph && !T->mode.anomaly) { /* the plain sweep's shortcuts */
         for (int i = 0; i < x->nin; i++) {

@@ -150,8 +150,14 @@ static inline nb_tensor *nb__finish(nb_tensor *out, int nin, nb_tensor *const *i
 }
 
 /* (nb__mutated and nb__bump, the in-place changes the sweep checks: tensor.h) */
-/* -1 + error when x or one of its inputs in[] changed since x was recorded */
+/* -1 + error when x or one of its inputs in[] changed since x was recorded:
+   the inline test, then (rarely) the out-of-line one that names the tensor */
 int nb__check_versions(const nb_tensor *x, nb_tensor *const *in);
+static inline bool nb__versions_hold(const nb_tensor *x, nb_tensor *const *in) {
+    uint32_t ver = 0;
+    for (int i = 0; i < x->nin; i++) ver += in[i]->version;
+    return !x->version && ver == x->in_version;
+}
 
 /* does x lie upstream of y, through tensors that require grad? (a walk) */
 bool nb__reaches(nb_tensor *y, nb_tensor *x);

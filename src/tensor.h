@@ -361,6 +361,13 @@ extern atomic_bool nb__mutated;
    recorded before the change can no longer be differentiated.  Never on
    the recording or sweep paths: only where a stored value changes. */
 static inline void nb__bump(nb_tensor *t) {
+    /* Only its owner holds t (no node has it as an input: a node holds a
+       reference) and t is no op's result (no rule reads its values): no
+       recorded graph can go stale, so nothing is counted and the sweep keeps
+       skipping its checks (a training loop's zero_grad on gradients no graph
+       read costs nothing then).  External data (a store's slabs, aliases)
+       always counts. */
+    if (nb__sole_owner(t) && t->nin == 0) return;
     t->version++;
     if (!atomic_load_explicit(&nb__mutated, memory_order_relaxed)) /* (one write, ever) */
         atomic_store_explicit(&nb__mutated, true, memory_order_relaxed);

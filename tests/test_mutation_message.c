@@ -22,7 +22,12 @@ int main(void) {
     char an[64], bn[64], pn[64], wrong[96];
     snprintf(an, sizeof an, "%s", nb_name(a));
     snprintf(bn, sizeof bn, "%s", nb_name(b));
-    nb_data_mut(a)[0] = 5.0; /* before the recording: does not count */
+    /* a change before the recording does not count for p, but it is
+       counted (a's version moves) because a node, n, already reads a: a
+       tensor no node reads is not counted at all (nb__bump) */
+    nb_tensor *n = nb_neg(a);
+    CHECK(n != NULL);
+    nb_data_mut(a)[0] = 5.0;
     nb_tensor *p = nb_prod(a, b);
     snprintf(pn, sizeof pn, "%s", nb_name(p));
     nb_data_mut(b)[0] = 4.0;
@@ -42,6 +47,12 @@ int main(void) {
     CHECK(says(-1, an, "after prod:"));
     nb_tensor *s = nb_prod(a, b); /* recorded after every change: fine */
     CHECK(nb_backward(s, NULL) == 0 && nb_item(nb_grad(a)) == 4.0 && nb_item(nb_grad(b)) == 7.0);
+    /* a tensor no node reads, changed and then used: d(c*c)/dc at c = 2 */
+    nb_tensor *c = nb_scalar(1.0);
+    nb_data_mut(c)[0] = 2.0;
+    nb_zero_grad(c);
+    nb_tensor *cc = nb_prod(c, c);
+    CHECK(nb_backward(cc, NULL) == 0 && nb_item(nb_grad(c)) == 4.0);
     nb_scope_end(m);
     nb_cleanup();
     return check_report("mutation_message");

@@ -226,7 +226,8 @@ static void test_training(bool sharded) {
         nb_optim *Os[2] = {ref.opt, dp.opt};
         char path[2][1100];
         for (int k = 0; k < 2; k++) {
-            snprintf(path[k], sizeof path[k], "%s/out/mpi_dist_%d_%d.nbc", NABLA_BINARY_DIR, rank, k);
+            snprintf(path[k], sizeof path[k], "%s/out/mpi_dist_%dranks_%d_%d.nbc", NABLA_BINARY_DIR,
+                     size, rank, k); /* (per size: the 2- and 3-rank runs may run at once) */
             CHECK(nb_checkpoint_save(path[k], "", Ps[k], Os[k], NULL) == 0);
         }
         /* load the synchronised state into the reference model: continuing
