@@ -433,7 +433,7 @@ int nb_backward(nb_tensor *t, const nb_tensor *seed) {
         if (!stores_grad(x)) continue;
         if (x->grad) { /* in place: a graph that read it through nb_grad is stale */
             nb__add_inplace(x->grad, x->accum);
-            nb__bump(x->grad);
+            nb__bump_grad(x->grad);
         } else { /* the private accumulator becomes the gradient */
             x->grad = x->accum;
             x->accum = NULL;

@@ -734,7 +734,7 @@ int nb_accumulate_grad(nb_tensor *t, const nb_tensor *g) {
         nb__name_as_grad(c, t);
         t->grad = c;
     } else {
-        nb__bump(t->grad); /* (a graph may have read it through nb_grad) */
+        nb__bump_grad(t->grad); /* (a graph may have read it through nb_grad) */
     }
     nb__add_inplace(t->grad, g);
     return 0;
@@ -824,7 +824,7 @@ void nb_zero_grad(nb_tensor *t) {
     if (t && dead_arg("zero_grad", t)) return;
     if (t && t->grad) { /* (a graph may have read it through nb_grad) */
         memset(t->grad->data, 0, (size_t)t->grad->numel * sizeof(double));
-        nb__bump(t->grad);
+        nb__bump_grad(t->grad);
     }
 }
 

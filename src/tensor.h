@@ -361,16 +361,22 @@ extern atomic_bool nb__mutated;
    recorded before the change can no longer be differentiated.  Never on
    the recording or sweep paths: only where a stored value changes. */
 static inline void nb__bump(nb_tensor *t) {
-    /* Only its owner holds t (no node has it as an input: a node holds a
-       reference) and t is no op's result (no rule reads its values): no
-       recorded graph can go stale, so nothing is counted and the sweep keeps
-       skipping its checks (a training loop's zero_grad on gradients no graph
-       read costs nothing then).  External data (a store's slabs, aliases)
-       always counts. */
-    if (nb__sole_owner(t) && t->nin == 0) return;
     t->version++;
     if (!atomic_load_explicit(&nb__mutated, memory_order_relaxed)) /* (one write, ever) */
         atomic_store_explicit(&nb__mutated, true, memory_order_relaxed);
+}
+/* t's gradient g changes in place (nb_zero_grad, nb_accumulate_grad, a
+   backward adding into it): as nb__bump, except when t's own reference is
+   g's only one.  Then no node has g as an input (a node holds a reference
+   to each input) and g is no op's result (no rule reads its values), so no
+   recorded graph can go stale: nothing is counted, and the sweep keeps
+   skipping its checks (a training loop's zero_grad on gradients no graph
+   read costs nothing).  Only here is the holder of the one reference known;
+   a tensor in general may be held by a node alone (its scope ended), so
+   nb__bump itself always counts. */
+static inline void nb__bump_grad(nb_tensor *g) {
+    if (g->refcount == 1 && g->nin == 0) return;
+    nb__bump(g);
 }
 
 /* ---- names -------------------------------------------------------------------------- */

@@ -22,12 +22,7 @@ int main(void) {
     char an[64], bn[64], pn[64], wrong[96];
     snprintf(an, sizeof an, "%s", nb_name(a));
     snprintf(bn, sizeof bn, "%s", nb_name(b));
-    /* a change before the recording does not count for p, but it is
-       counted (a's version moves) because a node, n, already reads a: a
-       tensor no node reads is not counted at all (nb__bump) */
-    nb_tensor *n = nb_neg(a);
-    CHECK(n != NULL);
-    nb_data_mut(a)[0] = 5.0;
+    nb_data_mut(a)[0] = 5.0; /* before the recording: does not count */
     nb_tensor *p = nb_prod(a, b);
     snprintf(pn, sizeof pn, "%s", nb_name(p));
     nb_data_mut(b)[0] = 4.0;
@@ -54,6 +49,17 @@ int main(void) {
     nb_tensor *cc = nb_prod(c, c);
     CHECK(nb_backward(cc, NULL) == 0 && nb_item(nb_grad(c)) == 4.0);
     nb_scope_end(m);
+    /* a leaf whose scope ended but that a kept graph still holds (its only
+       reference is the node's): a change is counted all the same (found by
+       fuzz/fuzz_lifetime.c when a change to a tensor with one reference was
+       not counted) */
+    size_t m2 = nb_scope_begin();
+    nb_tensor *x = nb_scalar(3.0), *y = nb_prod(x, nb_scalar(2.0));
+    nb_retain(y);
+    nb_scope_end(m2);
+    nb_data_mut(x)[0] = 5.0;
+    CHECK(says(nb_backward(y, NULL), "after prod:", NULL));
+    nb_release(y);
     nb_cleanup();
     return check_report("mutation_message");
 }
