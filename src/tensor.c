@@ -156,14 +156,12 @@ bool nb_is_grad_enabled(void) { return !nb__thread()->mode.grad_disabled; }
    values (the check runs once any tensor has been changed: nb__mutated). */
 atomic_bool nb__mutated;
 int nb__check_versions(const nb_tensor *x, nb_tensor *const *in) {
-    uint32_t ver = 0;
-    for (int i = 0; i < x->nin; i++) ver += in[i]->version;
     if (x->version) {
         nb__err("backward: %s was modified in place after it was computed; "
                 "its rule would use the new values", nb_name(x));
         return -1;
     }
-    if (ver == x->in_version) return 0;
+    if (nb__versions_hold(x, in)) return 0;
     /* Which input changed?  The recorded sum includes changes made before the
        recording, so it is the one input that has ever changed, or one of
        those that have (naming the first of several could name the wrong one). */

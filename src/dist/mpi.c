@@ -187,15 +187,13 @@ static int shares(const char *who, int64_t n, int **counts, int **displs) {
    quiet run): see docs/DISTRIBUTED.md. */
 static int ring_reduce_scatter(double *g, double weight, const int *counts, const int *displs,
                                double *buf) {
-    if (weight != 1.0 && my_size > 1) { /* share r-1: sent first, never added into here */
-        int first = (my_rank + my_size - 1) % my_size;
-        double *restrict d = g + displs[first];
-        for (int i = 0; i < counts[first]; i++) d[i] *= weight;
-    }
     int right = (my_rank + 1) % my_size, left = (my_rank + my_size - 1) % my_size;
-    for (int s = 0; s + 1 < my_size; s++) {
-        int out = ((my_rank - s - 1) % my_size + my_size) % my_size;
-        int in = ((my_rank - s - 2) % my_size + my_size) % my_size;
+    if (weight != 1.0 && my_size > 1) { /* share r-1 (left's): sent first, never added into here */
+        double *restrict d = g + displs[left];
+        for (int i = 0; i < counts[left]; i++) d[i] *= weight;
+    }
+    for (int s = 0; s + 1 < my_size; s++) { /* (r - s - 2 >= -size: one + size keeps them >= 0) */
+        int out = (my_rank - s - 1 + my_size) % my_size, in = (my_rank - s - 2 + my_size) % my_size;
         int e = MPI_Sendrecv(g + displs[out], counts[out], MPI_DOUBLE, right, 7, buf, counts[in],
                              MPI_DOUBLE, left, 7, comm, MPI_STATUS_IGNORE);
         if (e != MPI_SUCCESS) return e;
